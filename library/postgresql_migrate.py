@@ -1,0 +1,1331 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: postgresql_migrate
+short_description: Apply versioned SQL migrations to a PostgreSQL database, once each
+description:
+  - Applies the C(NNN_description.sql) files of a directory to a database in numeric
+    version order, each file and its history row in one transaction, and records every
+    applied version in a history table (C(schema_migrations) by default).
+  - Idempotent. A version recorded in the history table is never run again, whether this
+    module, the file itself (C(INSERT ... ON CONFLICT DO NOTHING)) or a person with C(psql)
+    recorded it. Versions recorded without a checksum are adopted, their checksum filled in.
+  - Safe under concurrent runs. A session advisory lock serializes runs against the same
+    database and history table; a run waits for it at most O(lock_wait) seconds and then
+    fails with an error that names the session holding it.
+  - Honest in check mode. Nothing is written, no lock is taken and no migration SQL runs (the
+    session is read-only); the result lists exactly the versions a real run would apply and
+    fails for the same reasons a real run would fail (drift, out-of-order, bad files).
+  - Every file is read and checked before anything is written. Duplicate versions, names that
+    do not match C(NNN_description.sql), unreadable, empty or non-UTF-8 files, symbolic links
+    leading out of O(path), top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands
+    stop the run with a message naming every offending file.
+  - A file whose statements cannot run inside a transaction block (for example
+    C(CREATE INDEX CONCURRENTLY)) must say so with the line
+    C(-- postgresql_migrate: no-transaction). Its statements then run one by one outside a
+    transaction. While it runs, a row in the C(<table>_incomplete) table marks it; if it fails
+    or the run dies, the next run stops and explains how to inspect and retry it
+    (O(retry_incomplete)).
+  - A failed migration is rolled back as a whole; the run stops there. The task fails with the
+    version, file, SQLSTATE, message and the line of the file; migrations applied earlier in
+    the run stay applied and are reported as such.
+  - Runs where the files are, on the database host or on any host that reaches the database.
+version_added: '1.0.0'
+author:
+  - st44 platform team
+options:
+  path:
+    description:
+      - Directory holding the migration files, named C(NNN_description.sql) (C(NNN) any number
+        of digits, C(description) letters, digits, C(_) and C(-)).
+      - Other files (C(README.md), hidden files) and subdirectories are ignored.
+    type: path
+    required: true
+  db:
+    description:
+      - Name of the database to migrate.
+    type: str
+    required: true
+    aliases: [login_db]
+  session_role:
+    description:
+      - Switch to this role after connecting; migrations then run and own objects as this role.
+    type: str
+  table:
+    description:
+      - History table, optionally schema-qualified (C(schema.table)). Letters, digits and C(_)
+        only. Created by the first migration (C(000_create_migrations_table.sql)) or, when no
+        migration creates it, by the module. The module adds the nullable columns C(checksum),
+        C(applied_by) and C(execution_ms) when they are missing.
+    type: str
+    default: schema_migrations
+  target_version:
+    description:
+      - Apply pending migrations up to and including this version; later ones are reported as
+        C(skipped). Must be the version of a migration file. Migrations are never rolled back:
+        a target below the applied versions applies nothing.
+    type: str
+  allow_out_of_order:
+    description:
+      - Apply a pending version lower than the highest recorded version. Off by default, since
+        such a migration was usually written against an older schema.
+    type: bool
+    default: false
+  accept_checksums:
+    description:
+      - Versions whose applied file has deliberately changed (for example an edited comment).
+        Their recorded checksum is replaced with the file's; the SQL is not run again.
+    type: list
+    elements: str
+    default: []
+  retry_incomplete:
+    description:
+      - Versions of C(no-transaction) migrations that an earlier run left incomplete, to run
+        again from their first statement. Inspect the database first; such a file should be
+        written to be re-runnable (C(IF NOT EXISTS)).
+    type: list
+    elements: str
+    default: []
+  lock_wait:
+    description:
+      - Seconds to wait for the advisory lock held by another run before failing. C(0) fails at
+        once when the lock is taken.
+    type: float
+    default: 60
+  lock_key:
+    description:
+      - Advisory lock key (a 64-bit integer). Defaults to a stable key derived from O(table), so
+        every run that migrates the same database and history table shares it.
+    type: int
+  lock_timeout:
+    description:
+      - PostgreSQL C(lock_timeout) for migration statements (for example C(5s), C(500ms)). A
+        migration waiting longer than this for a lock that an application session holds fails
+        instead of queueing every later application query behind it.
+      - C(0) waits forever; not recommended on a live database.
+    type: str
+    default: 5s
+  lock_retries:
+    description:
+      - How many times a migration that failed only because of O(lock_timeout), a deadlock or
+        a serialization failure is retried, with a growing pause (1, 2, 4... seconds), before
+        the task fails.
+    type: int
+    default: 3
+  statement_timeout:
+    description:
+      - PostgreSQL C(statement_timeout) for migration statements. C(0) disables it.
+    type: str
+    default: '0'
+  applied_by:
+    description:
+      - Recorded in the C(applied_by) column of every version this run applies (for example a
+        release or pipeline identifier). Defaults to C(<os user>@<host name>).
+    type: str
+  max_file_size:
+    description:
+      - Largest accepted migration file, in bytes. A larger file stops the run before anything
+        is written.
+    type: int
+    default: 52428800
+extends_documentation_fragment:
+  - community.postgresql.postgres
+attributes:
+  check_mode:
+    support: full
+    description: Read-only session; reports what a real run would apply and fails where it would fail.
+  diff_mode:
+    support: full
+    description: Shows the SQL of every migration applied, or that would be applied in check mode.
+notes:
+  - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
+    meta-commands (lines starting with a backslash) are refused.
+  - Checksums are SHA-256 of the file with a leading byte order mark removed and line endings
+    normalized to LF, so converting a file between CRLF and LF is not drift.
+  - Versions are compared as numbers, so C(7_x.sql) and C(007_y.sql) are duplicates; the
+    history row keeps the digits as written in the file name.
+requirements:
+  - psycopg2 >= 2.5.1 or psycopg >= 3.1.8
+seealso:
+  - module: community.postgresql.postgresql_script
+  - module: community.postgresql.postgresql_query
+'''
+
+EXAMPLES = r'''
+- name: Apply the pending migrations over the local socket as postgres
+  postgresql_migrate:
+    path: /var/lib/st44/migrations/release-42
+    db: st44
+  become: true
+  become_user: postgres
+
+- name: Apply migrations over TLS with a password from the vault, up to version 014
+  postgresql_migrate:
+    path: "{{ release_dir }}/migrations"
+    db: st44
+    login_host: db.internal.example
+    login_user: st44_owner
+    login_password: "{{ vault_st44_db_password }}"
+    ssl_mode: verify-full
+    ca_cert: /etc/ssl/certs/internal-ca.pem
+    target_version: "014"
+    applied_by: "release {{ release_id }}"
+
+- name: Show what would be applied, and the SQL
+  postgresql_migrate:
+    path: /var/lib/st44/migrations/release-42
+    db: st44
+  check_mode: true
+  diff: true
+  register: st44_plan
+
+- name: Accept a deliberate comment-only edit of an applied migration
+  postgresql_migrate:
+    path: /var/lib/st44/migrations/release-43
+    db: st44
+    accept_checksums: ["012"]
+'''
+
+RETURN = r'''
+migrations:
+  description: One entry per migration file, in version order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: "001"
+      name: create_users_table
+      file: 001_create_users_table.sql
+      checksum: 3f1c0e0c9a8e4c1b6b0b3d2d7f7d1e1f0a1c2b3d4e5f60718293a4b5c6d7e8f9
+      transactional: true
+      status: applied
+      changed: true
+      duration_ms: 12
+      applied_at: null
+      adopted: false
+      checksum_accepted: false
+      drift: false
+      message: ""
+  contains:
+    version:
+      description: Version digits as written in the file name.
+      type: str
+      returned: always
+      sample: "001"
+    name:
+      description: Description part of the file name.
+      type: str
+      returned: always
+      sample: create_users_table
+    file:
+      description: File name.
+      type: str
+      returned: always
+      sample: 001_create_users_table.sql
+    checksum:
+      description: SHA-256 of the file (BOM removed, line endings normalized).
+      type: str
+      returned: always
+      sample: 3f1c0e0c9a8e4c1b6b0b3d2d7f7d1e1f0a1c2b3d4e5f60718293a4b5c6d7e8f9
+    transactional:
+      description: False for files marked C(no-transaction).
+      type: bool
+      returned: always
+      sample: true
+    status:
+      description:
+        - C(applied) by this run; C(already_applied) before it; C(would_apply) in check mode;
+          C(failed); C(skipped) when beyond O(target_version) or not reached because an earlier
+          migration failed; C(pending) when the run stopped before applying anything.
+      type: str
+      returned: always
+      sample: applied
+    changed:
+      description: True when this run applied the version (or would, in check mode).
+      type: bool
+      returned: always
+      sample: true
+    duration_ms:
+      description: Time the migration took in this run, in milliseconds.
+      type: int
+      returned: always (null unless applied or failed by this run)
+      sample: 12
+    applied_at:
+      description: When the version was recorded, for versions applied before this run.
+      type: str
+      returned: always (null unless already applied)
+      sample: "2026-11-23 10:00:00.123456+00:00"
+    adopted:
+      description: The version was recorded without a checksum (by the file itself or by hand)
+        and this run filled in the file's checksum (would, in check mode).
+      type: bool
+      returned: always
+      sample: false
+    checksum_accepted:
+      description: The recorded checksum was replaced because of O(accept_checksums).
+      type: bool
+      returned: always
+      sample: false
+    drift:
+      description: The file changed since the version was applied.
+      type: bool
+      returned: always
+      sample: false
+    message:
+      description: Why the version was skipped or failed, or what is wrong with it.
+      type: str
+      returned: always
+      sample: ""
+applied:
+  description: Versions applied by this run (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["011", "012"]
+pending:
+  description: Versions still not applied when the module finished.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+drifted:
+  description: Applied versions whose file has changed since, and were not accepted.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+missing:
+  description: Versions recorded in the history table with no file in O(path) (reported, not fatal).
+  returned: always
+  type: list
+  elements: str
+  sample: ["010"]
+incomplete:
+  description: C(no-transaction) versions left incomplete by an earlier run.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"version": "017", "started_at": "2026-11-23 10:00:00+00", "error": "..."}]
+current_version:
+  description: Highest version recorded once the module finished (null when none).
+  returned: always
+  type: str
+  sample: "016"
+failed_migration:
+  description: Details of the migration that failed.
+  returned: when a migration failed
+  type: dict
+  sample:
+    version: "017"
+    file: 017_add_index.sql
+    line: 4
+    sqlstate: 42P01
+    message: relation "nope" does not exist
+    statement: ALTER TABLE nope ADD COLUMN x int
+summary:
+  description: Counts per status.
+  returned: always
+  type: dict
+  sample: {"applied": 2, "already_applied": 6, "would_apply": 0, "failed": 0, "skipped": 0, "pending": 0}
+'''
+
+import getpass
+import hashlib
+import os
+import re
+import socket
+import time
+import zlib
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+try:
+    from ansible_collections.community.postgresql.plugins.module_utils.database import (
+        SQLParseError,
+        pg_quote_identifier,
+    )
+    from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
+        connect_to_db,
+        ensure_required_libs,
+        get_conn_params,
+        pg_cursor_args,
+        postgres_common_argument_spec,
+    )
+    HAS_COLLECTION = True
+except ImportError:  # reported by main() with what to install
+    HAS_COLLECTION = False
+
+
+FILENAME_RE = re.compile(r'^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$')
+NO_TRANSACTION_RE = re.compile(r'^--\s*postgresql_migrate\s*:\s*no-transaction\s*$', re.IGNORECASE | re.MULTILINE)
+TABLE_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$')
+PG_INTERVAL_RE = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*$')
+IDENT_START = re.compile(r'[A-Za-z_\u0080-\uffff]')
+IDENT_REST = re.compile(r'[A-Za-z0-9_$\u0080-\uffff]*')
+DOLLAR_TAG = re.compile(r'\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$')
+BOM = u'\ufeff'
+
+# SQLSTATEs that say "try again later" rather than "this SQL is wrong".
+RETRYABLE_SQLSTATES = {
+    '55P03': 'lock_not_available',
+    '40P01': 'deadlock_detected',
+    '40001': 'serialization_failure',
+}
+HISTORY_EXTRA_COLUMNS = (
+    ('checksum', 'text'),
+    ('applied_by', 'text'),
+    ('execution_ms', 'integer'),
+)
+STATUSES = ('applied', 'already_applied', 'would_apply', 'failed', 'skipped', 'pending')
+
+
+class MigrationError(Exception):
+    """A problem found before anything was written; carries every problem found."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super(MigrationError, self).__init__('; '.join(self.problems))
+
+
+class Statement(object):
+    """One SQL statement of a file: its text, the line it starts on and its leading keywords."""
+
+    __slots__ = ('text', 'line', 'words')
+
+    def __init__(self, text, line, words):
+        self.text = text
+        self.line = line
+        self.words = words
+
+    def __repr__(self):
+        return 'Statement(line=%d, %r)' % (self.line, self.text[:40])
+
+
+class Migration(object):
+    """A migration file, read and checked."""
+
+    __slots__ = ('version', 'number', 'name', 'filename', 'sql', 'checksum', 'statements',
+                 'transactional')
+
+    def __init__(self, version, name, filename, sql, checksum, statements, transactional):
+        self.version = version
+        self.number = int(version)
+        self.name = name
+        self.filename = filename
+        self.sql = sql
+        self.checksum = checksum
+        self.statements = statements
+        self.transactional = transactional
+
+
+# ---------------------------------------------------------------------------
+# Reading files (pure)
+# ---------------------------------------------------------------------------
+
+def normalize_sql(text):
+    """Drop a leading BOM and turn CRLF / CR line endings into LF."""
+    if text.startswith(BOM):
+        text = text[1:]
+    return text.replace('\r\n', '\n').replace('\r', '\n')
+
+
+def checksum_of(text):
+    """SHA-256 hex digest of the normalized text (stable across BOM and line endings)."""
+    return hashlib.sha256(normalize_sql(text).encode('utf-8')).hexdigest()
+
+
+def _line_of(text, offset):
+    return text.count('\n', 0, offset) + 1
+
+
+def _skip_quoted(sql, i, quote, backslash_escapes):
+    """Return the index just past the quoted literal that starts at sql[i] (the quote)."""
+    n = len(sql)
+    j = i + 1
+    while j < n:
+        c = sql[j]
+        if backslash_escapes and c == '\\':
+            j += 2
+            continue
+        if c == quote:
+            if j + 1 < n and sql[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    raise ValueError('unterminated %s starting at line %d' % (
+        'quoted identifier' if quote == '"' else 'string literal', _line_of(sql, i)))
+
+
+def _skip_block_comment(sql, i):
+    depth = 0
+    n = len(sql)
+    j = i
+    while j < n:
+        if sql.startswith('/*', j):
+            depth += 1
+            j += 2
+        elif sql.startswith('*/', j):
+            depth -= 1
+            j += 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    raise ValueError('unterminated /* comment starting at line %d' % _line_of(sql, i))
+
+
+def _is_routine_definition(words):
+    """CREATE [OR REPLACE] FUNCTION|PROCEDURE: may hold a BEGIN ATOMIC ... END body."""
+    w = [x.upper() for x in words[:4]]
+    if len(w) >= 2 and w[0] == 'CREATE' and w[1] in ('FUNCTION', 'PROCEDURE'):
+        return True
+    return len(w) >= 4 and w[:3] == ['CREATE', 'OR', 'REPLACE'] and w[3] in ('FUNCTION', 'PROCEDURE')
+
+
+def split_statements(sql):
+    """Split SQL text into statements the way psql does.
+
+    Knows single-quoted strings (E'' with backslash escapes), quoted identifiers, dollar
+    quoting, -- and nested /* */ comments, and SQL-standard routine bodies
+    (BEGIN ATOMIC ... END). Returns a list of Statement; raises ValueError for unterminated
+    literals and psql meta-commands.
+    """
+    statements = []
+    n = len(sql)
+    i = 0
+    start = None           # offset of the first token of the current statement
+    words = []             # top-level keywords/identifiers of the current statement
+    paren_depth = 0
+    begin_depth = 0
+
+    def finish(end):
+        text = sql[start:end].strip()
+        if text:
+            statements.append(Statement(text, _line_of(sql, start), tuple(words)))
+
+    while i < n:
+        c = sql[i]
+        if c in ' \t\n\f\v':
+            i += 1
+            continue
+        if sql.startswith('--', i):
+            nl = sql.find('\n', i)
+            i = n if nl < 0 else nl + 1
+            continue
+        if sql.startswith('/*', i):
+            i = _skip_block_comment(sql, i)
+            continue
+        if start is None:
+            if c == ';':
+                i += 1
+                continue
+            if c == '\\':
+                raise ValueError('psql meta-command at line %d (%s): only SQL is supported' % (
+                    _line_of(sql, i), sql[i:].split(None, 1)[0][:20]))
+            start = i
+        if c == ';' and begin_depth == 0:
+            finish(i)
+            start, words, paren_depth, begin_depth = None, [], 0, 0
+            i += 1
+            continue
+        if c == "'":
+            prefix = sql[i - 1] if i > 0 else ''
+            escapes = prefix in 'eE' and (i < 2 or not re.match(r'[A-Za-z0-9_$]', sql[i - 2]))
+            i = _skip_quoted(sql, i, "'", escapes)
+            continue
+        if c == '"':
+            i = _skip_quoted(sql, i, '"', False)
+            continue
+        if c == '$':
+            m = DOLLAR_TAG.match(sql, i)
+            if m:
+                close = sql.find(m.group(0), m.end())
+                if close < 0:
+                    raise ValueError('unterminated dollar-quoted string %s starting at line %d' % (
+                        m.group(0), _line_of(sql, i)))
+                i = close + len(m.group(0))
+                continue
+            i += 1
+            continue
+        if c == '\\':
+            raise ValueError('psql meta-command at line %d (%s): only SQL is supported' % (
+                _line_of(sql, i), sql[i:].split(None, 1)[0][:20]))
+        if c == '(':
+            paren_depth += 1
+        elif c == ')':
+            paren_depth = max(0, paren_depth - 1)
+        if IDENT_START.match(c):
+            m = IDENT_REST.match(sql, i + 1)
+            word = sql[i:m.end()]
+            i = m.end()
+            if paren_depth == 0:
+                words.append(word)
+                if _is_routine_definition(words):
+                    upper = word.upper()
+                    if upper == 'BEGIN':
+                        begin_depth += 1
+                    elif upper == 'CASE' and begin_depth > 0:
+                        begin_depth += 1
+                    elif upper == 'END' and begin_depth > 0:
+                        begin_depth -= 1
+            continue
+        i += 1
+    if start is not None:
+        finish(n)
+    return statements
+
+
+def transaction_control(statement):
+    """Name the transaction-control command a statement is, or None."""
+    w = [x.upper() for x in statement.words[:3]]
+    if not w:
+        return None
+    if w[0] in ('BEGIN', 'COMMIT', 'END', 'ABORT'):
+        return w[0]
+    if w[0] == 'START' and w[1:2] == ['TRANSACTION']:
+        return 'START TRANSACTION'
+    if w[0] == 'ROLLBACK' and w[1:2] != ['TO'] and w[1:3] != ['TRANSACTION', 'TO'] and w[1:3] != ['WORK', 'TO']:
+        return 'ROLLBACK'
+    if w[0] == 'PREPARE' and w[1:2] == ['TRANSACTION']:
+        return 'PREPARE TRANSACTION'
+    return None
+
+
+def needs_no_transaction(statement):
+    """Name why a statement cannot run in a transaction block, or None."""
+    w = [x.upper() for x in statement.words]
+    if not w:
+        return None
+    if w[0] == 'VACUUM':
+        return 'VACUUM'
+    if w[0] in ('CREATE', 'DROP', 'REINDEX', 'ALTER') and 'CONCURRENTLY' in w:
+        return ' '.join(w[:w.index('CONCURRENTLY') + 1])
+    if w[0] in ('CREATE', 'DROP') and len(w) > 1 and w[1] in ('DATABASE', 'TABLESPACE'):
+        return '%s %s' % (w[0], w[1])
+    if w[0] == 'ALTER' and w[1:2] == ['SYSTEM']:
+        return 'ALTER SYSTEM'
+    return None
+
+
+def parse_migration(filename, raw, max_size):
+    """Build a Migration from a file name and its bytes; raise MigrationError when bad."""
+    m = FILENAME_RE.match(filename)
+    if not m:
+        raise MigrationError(['%s: the name does not match NNN_description.sql' % filename])
+    if len(raw) > max_size:
+        raise MigrationError(['%s: %d bytes is larger than max_file_size (%d)' % (filename, len(raw), max_size)])
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise MigrationError(['%s: not valid UTF-8 (byte 0x%02x at line %d); save the file as UTF-8'
+                              % (filename, raw[e.start], line)])
+    sql = normalize_sql(text)
+    if '\x00' in sql:
+        raise MigrationError(['%s: contains a NUL byte; save the file as UTF-8 text' % filename])
+    problems = []
+    try:
+        statements = split_statements(sql)
+    except ValueError as e:
+        raise MigrationError(['%s: %s' % (filename, e)])
+    if not statements:
+        problems.append('%s: contains no SQL statement' % filename)
+    transactional = not NO_TRANSACTION_RE.search(sql)
+    for st in statements:
+        control = transaction_control(st)
+        if control:
+            problems.append('%s line %d: top-level %s. The module runs each migration in its own '
+                            'transaction; remove the transaction control statements'
+                            % (filename, st.line, control))
+        reason = needs_no_transaction(st)
+        if reason and transactional:
+            problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '
+                            'add the line "-- postgresql_migrate: no-transaction" to the file '
+                            '(its statements then run one by one, without rollback on failure)'
+                            % (filename, st.line, reason))
+    if problems:
+        raise MigrationError(problems)
+    return Migration(m.group('version'), m.group('name'), filename, sql, checksum_of(sql),
+                     statements, transactional)
+
+
+def discover_migrations(path, max_size):
+    """Read and check every migration file in path; return them in version order.
+
+    Raises MigrationError listing every problem found, before anything is written.
+    """
+    if not os.path.isdir(path):
+        raise MigrationError(['%s is not a directory' % path])
+    root = os.path.realpath(path)
+    problems = []
+    by_number = {}
+    for filename in sorted(os.listdir(path)):
+        if filename.startswith('.') or not filename.lower().endswith('.sql'):
+            continue
+        full = os.path.join(path, filename)
+        if os.path.isdir(full):
+            continue
+        real = os.path.realpath(full)
+        if os.path.commonpath([root, real]) != root:
+            problems.append('%s: a symbolic link to %s, outside the migrations directory' % (filename, real))
+            continue
+        try:
+            with open(full, 'rb') as f:
+                raw = f.read(max_size + 1)
+        except (IOError, OSError) as e:
+            problems.append('%s: cannot be read (%s)' % (filename, e.strerror or e))
+            continue
+        try:
+            mig = parse_migration(filename, raw, max_size)
+        except MigrationError as e:
+            problems.extend(e.problems)
+            continue
+        if mig.number in by_number:
+            problems.append('%s and %s: duplicate version %d' % (by_number[mig.number].filename, filename, mig.number))
+            continue
+        by_number[mig.number] = mig
+    if problems:
+        raise MigrationError(problems)
+    return [by_number[k] for k in sorted(by_number)]
+
+
+# ---------------------------------------------------------------------------
+# Planning (pure)
+# ---------------------------------------------------------------------------
+
+def version_number(text):
+    """Numeric value of a version string, or None when it is not all digits."""
+    text = str(text).strip()
+    return int(text) if text.isdigit() else None
+
+
+def new_entry(mig):
+    return dict(version=mig.version, name=mig.name, file=mig.filename, checksum=mig.checksum,
+                transactional=mig.transactional, status='pending', changed=False, duration_ms=None,
+                applied_at=None, adopted=False, checksum_accepted=False, drift=False, message='')
+
+
+def plan_migrations(migrations, history, incomplete, target_version=None, allow_out_of_order=False,
+                    accept_checksums=(), retry_incomplete=()):
+    """Decide what to do with each migration; never touches the database.
+
+    history: {number: {'version', 'name', 'checksum', 'applied_at'}} of recorded versions.
+    incomplete: {number: {'version', 'started_at', 'error', ...}} of interrupted no-transaction runs.
+    Returns dict(entries, to_apply, adopt, accept, missing, problems, warnings).
+    """
+    problems, warnings = [], []
+    accept = set(version_number(v) for v in accept_checksums)
+    retry = set(version_number(v) for v in retry_incomplete)
+    numbers = set(m.number for m in migrations)
+    target = None
+    if target_version not in (None, ''):
+        target = version_number(target_version)
+        if target is None or target not in numbers:
+            problems.append('target_version %s does not match any migration file (versions: %s)'
+                            % (target_version, ', '.join(m.version for m in migrations) or 'none'))
+    for label, wanted in (('accept_checksums', accept), ('retry_incomplete', retry)):
+        if None in wanted:
+            problems.append('%s holds a value that is not a version number' % label)
+    highest_recorded = max(history) if history else None
+
+    entries, to_apply, adopt, accepted = [], [], [], []
+    for mig in migrations:
+        entry = new_entry(mig)
+        entries.append(entry)
+        row = history.get(mig.number)
+        if row is not None:
+            entry['status'] = 'already_applied'
+            entry['applied_at'] = row.get('applied_at')
+            recorded = row.get('checksum')
+            if not recorded:
+                entry['adopted'] = True
+                adopt.append(mig)
+            elif recorded != mig.checksum:
+                if mig.number in accept:
+                    entry['checksum_accepted'] = True
+                    accepted.append(mig)
+                else:
+                    entry['drift'] = True
+                    entry['message'] = 'file changed since it was applied (recorded checksum %s)' % recorded[:12]
+            continue
+        if mig.number in incomplete and mig.number not in retry:
+            info = incomplete[mig.number]
+            entry['message'] = 'left incomplete by an earlier run (started %s%s)' % (
+                info.get('started_at'), ', error: %s' % info['error'] if info.get('error') else '')
+            problems.append(
+                '%s is a no-transaction migration that an earlier run left incomplete (started %s by %s%s). '
+                'Some of its statements may have run. Inspect the database (for an interrupted CREATE INDEX '
+                'CONCURRENTLY: SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop the '
+                'invalid index), then rerun with retry_incomplete: ["%s"]'
+                % (mig.filename, info.get('started_at'), info.get('started_by') or 'unknown',
+                   ', error: %s' % info['error'] if info.get('error') else ', the run was interrupted',
+                   mig.version))
+            continue
+        if target is not None and mig.number > target:
+            entry['status'] = 'skipped'
+            entry['message'] = 'beyond target_version %s' % target_version
+            continue
+        if highest_recorded is not None and mig.number < highest_recorded and not allow_out_of_order:
+            entry['message'] = 'out of order: lower than the highest applied version'
+            problems.append('%s is pending but version %s is already applied: applying it out of order could '
+                            'run it against a newer schema than it was written for. Renumber it above %s, or '
+                            'set allow_out_of_order: true if it is safe'
+                            % (mig.filename, history[highest_recorded]['version'], history[highest_recorded]['version']))
+            continue
+        to_apply.append(mig)
+
+    drifted = [e for e in entries if e['drift']]
+    if drifted:
+        problems.append('applied migrations changed on disk: %s. An applied migration is never run again: '
+                        'restore the file as it was applied and put the change in a new migration, or, if '
+                        'the edit is deliberate and harmless, rerun with accept_checksums: [%s]'
+                        % (', '.join(e['file'] for e in drifted),
+                           ', '.join('"%s"' % e['version'] for e in drifted)))
+    for label, wanted, used in (('accept_checksums', accept, set(m.number for m in accepted)),
+                                ('retry_incomplete', retry, set(n for n in incomplete))):
+        unused = sorted(n for n in wanted if n is not None and n not in used)
+        if unused:
+            warnings.append('%s lists %s, which %s' % (
+                label, ', '.join(str(n) for n in unused),
+                'did not change' if label == 'accept_checksums' else 'is not incomplete'))
+    if target is not None and highest_recorded is not None and target < highest_recorded:
+        warnings.append('target_version %s is below the highest applied version %s; migrations are never '
+                        'rolled back' % (target_version, history[highest_recorded]['version']))
+
+    missing = [history[n]['version'] for n in sorted(history) if n not in numbers]
+    if missing:
+        warnings.append('versions recorded in the history table have no file in the migrations directory: %s'
+                        % ', '.join(missing))
+    return dict(entries=entries, to_apply=to_apply, adopt=adopt, accept=accepted, missing=missing,
+                problems=problems, warnings=warnings)
+
+
+def error_line(statement, position):
+    """Line in the file of a server error: statement start plus the position inside it."""
+    if not position:
+        return statement.line
+    try:
+        offset = int(position) - 1
+    except (TypeError, ValueError):
+        return statement.line
+    return statement.line + statement.text.count('\n', 0, max(0, offset))
+
+
+def default_lock_key(table):
+    """Stable 63-bit advisory lock key for a history table."""
+    digest = hashlib.sha256(('postgresql_migrate:' + table).encode('utf-8')).digest()
+    return int.from_bytes(digest[:8], 'big') & 0x7FFFFFFFFFFFFFFF
+
+
+def incomplete_table_name(table):
+    return table + '_incomplete'
+
+
+def summarize(entries):
+    counts = dict((s, 0) for s in STATUSES)
+    for e in entries:
+        counts[e['status']] = counts.get(e['status'], 0) + 1
+    return counts
+
+
+def build_diff(entries, migrations_by_file, check_mode):
+    """Ansible diff entries showing the SQL of every applied (or would-be applied) migration."""
+    diffs = []
+    for e in entries:
+        if e['status'] in ('applied', 'would_apply'):
+            diffs.append(dict(
+                before_header='%s (not applied)' % e['file'],
+                after_header='%s (%s)' % (e['file'], 'would apply' if check_mode else 'applied'),
+                before='', after=migrations_by_file[e['file']].sql))
+    return diffs
+
+
+# ---------------------------------------------------------------------------
+# Database (thin wrappers over a psycopg2 / psycopg 3 cursor)
+# ---------------------------------------------------------------------------
+
+class SqlFailure(Exception):
+    """A database error with what a person needs to act on it."""
+
+    def __init__(self, exc):
+        diag = getattr(exc, 'diag', None)
+        self.sqlstate = getattr(diag, 'sqlstate', None) or getattr(exc, 'pgcode', None) or getattr(exc, 'sqlstate', None)
+        self.message = getattr(diag, 'message_primary', None) or to_native(exc).strip()
+        self.detail = getattr(diag, 'message_detail', None)
+        self.hint = getattr(diag, 'message_hint', None)
+        self.position = getattr(diag, 'statement_position', None)
+        super(SqlFailure, self).__init__(self.message)
+
+    def describe(self):
+        text = ('SQLSTATE %s: %s' % (self.sqlstate, self.message)) if self.sqlstate else self.message
+        if self.detail:
+            text += ' DETAIL: %s' % self.detail
+        if self.hint:
+            text += ' HINT: %s' % self.hint
+        return text
+
+
+class Db(object):
+    """The one connection of a run: autocommit, explicit BEGIN/COMMIT around each migration."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.cursor = conn.cursor(**pg_cursor_args)
+
+    def run(self, query, params=None):
+        try:
+            self.cursor.execute(query, params) if params is not None else self.cursor.execute(query)
+        except Exception as e:  # psycopg2.Error and psycopg.Error share no import path here
+            raise SqlFailure(e)
+
+    def rows(self, query, params=None):
+        self.run(query, params)
+        return self.cursor.fetchall()
+
+    def value(self, query, params=None):
+        rows = self.rows(query, params)
+        return list(rows[0].values())[0] if rows and hasattr(rows[0], 'values') else (rows[0][0] if rows else None)
+
+    def rollback_quietly(self):
+        try:
+            self.cursor.execute('ROLLBACK')
+        except Exception:  # the connection may be gone; PostgreSQL rolls back on disconnect
+            pass
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+def table_columns(db, table_sql):
+    """Column names of the table, or None when it does not exist."""
+    oid = db.value('SELECT to_regclass(%s)::oid', (table_sql,))
+    if oid is None:
+        return None
+    rows = db.rows('SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = %s AND attnum > 0 '
+                   'AND NOT attisdropped', (oid,))
+    return set(r['attname'] for r in rows)
+
+
+def read_history(db, table_sql):
+    """{number: row} of recorded versions; rows whose version is not a number are skipped."""
+    columns = table_columns(db, table_sql)
+    if columns is None:
+        return {}, None
+    if not set(('version', 'name')) <= columns:
+        raise MigrationError(['history table %s exists but has no version/name columns; choose another '
+                              'table with the table option' % table_sql])
+    checksum = 'checksum' if 'checksum' in columns else 'NULL'
+    applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
+    history = {}
+    for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s'
+                     % (checksum, applied_at, table_sql)):
+        number = version_number(r['version'])
+        if number is not None:
+            history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
+                                   applied_at=r['applied_at'])
+    return history, columns
+
+
+def read_incomplete(db, table_sql):
+    if db.value('SELECT to_regclass(%s)::oid', (table_sql,)) is None:
+        return {}
+    result = {}
+    for r in db.rows('SELECT version, started_at::text AS started_at, started_by, error FROM %s' % table_sql):
+        number = version_number(r['version'])
+        if number is not None:
+            result[number] = dict(version=r['version'], started_at=r['started_at'],
+                                  started_by=r['started_by'], error=r['error'])
+    return result
+
+
+def ensure_history_table(db, table_sql, columns):
+    """Create the history table if no migration did, and add our columns when missing."""
+    if columns is None:
+        db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
+               'applied_at timestamptz NOT NULL DEFAULT now())' % table_sql)
+        columns = set(('version', 'name', 'applied_at'))
+    missing = [(c, t) for c, t in HISTORY_EXTRA_COLUMNS if c not in columns]
+    if missing:
+        db.run('ALTER TABLE %s %s' % (table_sql, ', '.join('ADD COLUMN IF NOT EXISTS %s %s' % ct for ct in missing)))
+    return columns | set(c for c, _ in HISTORY_EXTRA_COLUMNS)
+
+
+def record_version(db, table_sql, mig, applied_by, execution_ms):
+    """Write the history row of a migration (the file may have inserted a bare one itself)."""
+    params = (mig.name, mig.checksum, applied_by, execution_ms, mig.version)
+    db.run('UPDATE %s SET name = %%s, applied_at = now(), checksum = %%s, applied_by = %%s, '
+           'execution_ms = %%s WHERE version = %%s' % table_sql, params)
+    if db.cursor.rowcount == 0:
+        db.run('INSERT INTO %s (name, applied_at, checksum, applied_by, execution_ms, version) '
+               'VALUES (%%s, now(), %%s, %%s, %%s, %%s)' % table_sql, params)
+
+
+def acquire_lock(db, key, wait_seconds):
+    """Take the session advisory lock, waiting at most wait_seconds; return None or the holder."""
+    if wait_seconds <= 0:
+        if db.value('SELECT pg_try_advisory_lock(%s)', (key,)):
+            return None
+        return describe_lock_holder(db, key)
+    db.run("SELECT set_config('lock_timeout', %s, false)", ('%dms' % max(1, int(wait_seconds * 1000)),))
+    try:
+        db.run('SELECT pg_advisory_lock(%s)', (key,))
+        return None
+    except SqlFailure as e:
+        if e.sqlstate != '55P03':
+            raise
+        return describe_lock_holder(db, key)
+
+
+def describe_lock_holder(db, key):
+    rows = db.rows(
+        "SELECT a.pid, a.usename, a.application_name, a.client_addr::text AS client_addr, "
+        "a.backend_start::text AS backend_start, a.state FROM pg_catalog.pg_locks l "
+        "JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+        "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
+        "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
+    if not rows:
+        return 'a session that has released it since (run again)'
+    r = rows[0]
+    return 'pid %s, user %s, application "%s", client %s, connected since %s, state %s' % (
+        r['pid'], r['usename'], r['application_name'], r['client_addr'] or 'local socket',
+        r['backend_start'], r['state'])
+
+
+# ---------------------------------------------------------------------------
+# Applying
+# ---------------------------------------------------------------------------
+
+class ApplyFailure(Exception):
+    def __init__(self, mig, statement, failure, during_commit=False, attempts=1):
+        self.mig = mig
+        self.statement = statement
+        self.failure = failure
+        self.during_commit = during_commit
+        self.attempts = attempts
+        super(ApplyFailure, self).__init__(failure.message)
+
+    def details(self):
+        return dict(version=self.mig.version, file=self.mig.filename,
+                    line=error_line(self.statement, self.failure.position) if self.statement else None,
+                    sqlstate=self.failure.sqlstate, message=self.failure.message,
+                    detail=self.failure.detail, hint=self.failure.hint,
+                    statement=self.statement.text if self.statement else None,
+                    attempts=self.attempts)
+
+
+class Runner(object):
+    """Applies planned migrations over one connection, holding the advisory lock."""
+
+    def __init__(self, db, table_sql, columns, applied_by, lock_retries, sleep=time.sleep):
+        self.db = db
+        self.table_sql = table_sql
+        self.columns = columns
+        self.applied_by = applied_by
+        self.lock_retries = lock_retries
+        self.sleep = sleep
+
+    def record_checksums(self, migrations):
+        """Fill in adopted and accepted checksums, in one transaction."""
+        if not migrations:
+            return
+        self.db.run('BEGIN')
+        try:
+            self.columns = ensure_history_table(self.db, self.table_sql, self.columns)
+            for mig in migrations:
+                self.db.run('UPDATE %s SET checksum = %%s WHERE version::text = %%s OR '
+                            "(version::text ~ '^[0-9]+$' AND version::text::numeric = %%s)" % self.table_sql,
+                            (mig.checksum, mig.version, mig.number))
+            self.db.run('COMMIT')
+        except SqlFailure:
+            self.db.rollback_quietly()
+            raise
+
+    def apply(self, mig):
+        """Apply one migration, retrying lock timeouts; return its duration in ms."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if mig.transactional:
+                    return self._apply_in_transaction(mig)
+                return self._apply_without_transaction(mig)
+            except ApplyFailure as failure:
+                failure.attempts = attempt
+                retryable = failure.failure.sqlstate in RETRYABLE_SQLSTATES and mig.transactional
+                if not retryable or attempt > self.lock_retries:
+                    raise
+                self.sleep(min(2 ** (attempt - 1), 30))
+
+    def _apply_in_transaction(self, mig):
+        started = time.monotonic()
+        statement = None
+        try:
+            self.db.run('BEGIN')
+            for statement in mig.statements:
+                self.db.run(statement.text)
+            statement = None
+            self.columns = ensure_history_table(self.db, self.table_sql, self.columns_after_sql())
+            elapsed = int(round((time.monotonic() - started) * 1000))
+            record_version(self.db, self.table_sql, mig, self.applied_by, elapsed)
+        except SqlFailure as e:
+            self.db.rollback_quietly()
+            self.columns = None  # re-read: the rolled-back migration may have created the table
+            raise ApplyFailure(mig, statement, e)
+        try:
+            self.db.run('COMMIT')
+        except SqlFailure as e:
+            raise ApplyFailure(mig, None, e, during_commit=True)
+        return elapsed
+
+    def columns_after_sql(self):
+        """The history table's columns as the migration left them (it may have created it)."""
+        return table_columns(self.db, self.table_sql)
+
+    def _apply_without_transaction(self, mig):
+        started = time.monotonic()
+        marker = incomplete_table_name(self.table_sql)
+        self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
+                    'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
+                    'statement integer, error text)' % marker)
+        self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
+        self.db.run('INSERT INTO %s (version, name, checksum, started_by) VALUES (%%s, %%s, %%s, %%s)' % marker,
+                    (mig.version, mig.name, mig.checksum, self.applied_by))
+        statement = None
+        try:
+            for index, statement in enumerate(mig.statements, 1):
+                self.db.run('UPDATE %s SET statement = %%s WHERE version = %%s' % marker, (index, mig.version))
+                self.db.run(statement.text)
+        except SqlFailure as e:
+            try:
+                self.db.run('UPDATE %s SET error = %%s WHERE version = %%s' % marker,
+                            ('line %d: %s' % (error_line(statement, e.position), e.describe()), mig.version))
+            except SqlFailure:
+                pass  # connection gone: the row without an error says "interrupted"
+            raise ApplyFailure(mig, statement, e)
+        try:
+            self.db.run('BEGIN')
+            self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
+            elapsed = int(round((time.monotonic() - started) * 1000))
+            record_version(self.db, self.table_sql, mig, self.applied_by, elapsed)
+            self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
+            self.db.run('COMMIT')
+        except SqlFailure as e:
+            self.db.rollback_quietly()
+            raise ApplyFailure(mig, None, e, during_commit=True)
+        return elapsed
+
+
+def failure_message(failure, applied_versions, check_hint):
+    d = failure.details()
+    where = '%s line %s' % (d['file'], d['line']) if d['line'] else d['file']
+    text = 'migration %s failed at %s: %s' % (d['version'], where, failure.failure.describe())
+    if d['attempts'] > 1:
+        text += ' (after %d attempts)' % d['attempts']
+    if failure.failure.sqlstate in RETRYABLE_SQLSTATES:
+        text += ('. Another session held a lock the migration needed for longer than lock_timeout; find it '
+                 'with SELECT pid, state, query FROM pg_stat_activity WHERE wait_event_type IS NULL AND '
+                 'state LIKE \'idle in transaction%\', then rerun')
+    elif failure.failure.sqlstate == '25001':
+        text += '. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a transaction'
+    if failure.during_commit:
+        text += ('. The connection failed while committing, so whether %s was recorded is unknown; rerun: '
+                 'the next run applies it only if it is not recorded' % d['version'])
+    elif failure.mig.transactional:
+        text += '. Nothing of %s was applied (its transaction was rolled back)' % d['version']
+    else:
+        text += ('. %s is a no-transaction migration: statements before line %s stayed applied; it is marked '
+                 'incomplete and the next run explains how to retry it' % (d['version'], d['line']))
+    text += '. Applied by this run before it: %s. %s' % (', '.join(applied_versions) or 'none', check_hint)
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Module
+# ---------------------------------------------------------------------------
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        path=dict(type='path', required=True),
+        db=dict(type='str', required=True, aliases=['login_db']),
+        session_role=dict(type='str'),
+        table=dict(type='str', default='schema_migrations'),
+        target_version=dict(type='str'),
+        allow_out_of_order=dict(type='bool', default=False),
+        accept_checksums=dict(type='list', elements='str', default=[]),
+        retry_incomplete=dict(type='list', elements='str', default=[]),
+        lock_wait=dict(type='float', default=60),
+        lock_key=dict(type='int', no_log=False),
+        lock_timeout=dict(type='str', default='5s'),
+        lock_retries=dict(type='int', default=3),
+        statement_timeout=dict(type='str', default='0'),
+        applied_by=dict(type='str'),
+        max_file_size=dict(type='int', default=50 * 1024 * 1024),
+    )
+    return spec
+
+
+def validate_params(params):
+    problems = []
+    if not TABLE_RE.match(params['table']):
+        problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _)' % params['table'])
+    for name in ('lock_timeout', 'statement_timeout'):
+        if not PG_INTERVAL_RE.match(params[name]):
+            problems.append('%s %r is not a PostgreSQL duration such as 5s, 500ms or 0' % (name, params[name]))
+    if params['lock_wait'] < 0:
+        problems.append('lock_wait must be 0 or more seconds')
+    if params['lock_retries'] < 0:
+        problems.append('lock_retries must be 0 or more')
+    if params['max_file_size'] <= 0:
+        problems.append('max_file_size must be a positive number of bytes')
+    if params['target_version'] not in (None, '') and version_number(params['target_version']) is None:
+        problems.append('target_version %r is not a version number' % params['target_version'])
+    return problems
+
+
+def connection_hint(error):
+    lowered = error.lower()
+    if 'password authentication failed' in lowered or 'no password supplied' in lowered:
+        return 'check login_user and login_password (the vault variable) for this host'
+    if 'peer authentication failed' in lowered:
+        return 'run the task as the database OS user (become_user: postgres) or connect over TCP with a password'
+    if 'does not exist' in lowered and 'database' in lowered:
+        return 'check the db parameter: the database must exist before migrations run'
+    if 'no such file' in lowered or 'could not connect' in lowered or 'connection refused' in lowered:
+        return 'check that PostgreSQL runs and that login_host, login_port or login_unix_socket point at it'
+    return 'check the connection parameters'
+
+
+def main():
+    if not HAS_COLLECTION:
+        AnsibleModule(argument_spec=dict(), bypass_checks=True).fail_json(
+            msg='postgresql_migrate needs the community.postgresql collection (>= 4.0): '
+                'ansible-galaxy collection install -r requirements.yml')
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    check_mode = module.check_mode
+    result = dict(changed=False, migrations=[], applied=[], pending=[], drifted=[], missing=[],
+                  incomplete=[], current_version=None, summary=summarize([]))
+
+    problems = validate_params(params)
+    if problems:
+        module.fail_json(msg='invalid parameters: ' + '; '.join(problems), **result)
+    ensure_required_libs(module)
+    try:
+        migrations = discover_migrations(params['path'], params['max_file_size'])
+    except MigrationError as e:
+        module.fail_json(msg='migration files in %s are not valid, nothing was applied: %s'
+                         % (params['path'], '; '.join(e.problems)), problems=e.problems, **result)
+    try:
+        table_sql = pg_quote_identifier(params['table'], 'table')
+    except SQLParseError as e:
+        module.fail_json(msg='invalid table: %s' % to_native(e), **result)
+    marker_sql = pg_quote_identifier(incomplete_table_name(params['table']), 'table')
+    applied_by = params['applied_by'] or '%s@%s' % (getpass.getuser(), socket.gethostname())
+
+    conn_params = get_conn_params(module, params, warn_db_default=False)
+    conn_params.setdefault('application_name', ('postgresql_migrate %s' % applied_by)[:63])
+    conn, error = connect_to_db(module, conn_params, autocommit=True, fail_on_conn=False)
+    if conn is None:
+        module.fail_json(msg='cannot connect to database %s: %s. Nothing was applied; %s'
+                         % (params['db'], (error or '').strip(), connection_hint(error or '')), **result)
+    db = Db(conn)
+    by_file = dict((m.filename, m) for m in migrations)
+    runner = None
+    entries = []
+    try:
+        if db.value('SELECT pg_is_in_recovery()'):
+            module.fail_json(msg='the server is a hot standby (pg_is_in_recovery() is true) and cannot be '
+                             'migrated; point login_host/login_port at the primary. Nothing was applied', **result)
+        if check_mode:
+            db.run("SELECT set_config('default_transaction_read_only', 'on', false)")
+        else:
+            key = params['lock_key'] if params['lock_key'] is not None else default_lock_key(params['table'])
+            holder = acquire_lock(db, key, params['lock_wait'])
+            if holder is not None:
+                module.fail_json(msg='another migration run holds the migration lock of %s (advisory lock %d) '
+                                 'after waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, '
+                                 'or raise lock_wait' % (params['db'], key, params['lock_wait'], holder), **result)
+            db.run("SELECT set_config('lock_timeout', %s, false)", (params['lock_timeout'].strip(),))
+            db.run("SELECT set_config('statement_timeout', %s, false)", (params['statement_timeout'].strip(),))
+        history, columns = read_history(db, table_sql)
+        incomplete = read_incomplete(db, marker_sql)
+        plan = plan_migrations(migrations, history, incomplete, params['target_version'],
+                               params['allow_out_of_order'], params['accept_checksums'],
+                               params['retry_incomplete'])
+        entries = plan['entries']
+        for w in plan['warnings']:
+            module.warn(w)
+        result.update(missing=plan['missing'], drifted=[e['version'] for e in entries if e['drift']],
+                      incomplete=[dict(v) for _, v in sorted(incomplete.items())])
+        if plan['problems']:
+            result.update(migrations=entries, summary=summarize(entries),
+                          pending=[e['version'] for e in entries if e['status'] == 'pending'],
+                          current_version=history[max(history)]['version'] if history else None)
+            module.fail_json(msg='nothing was applied%s: %s' % (' (check mode)' if check_mode else '',
+                                                               '; '.join(plan['problems'])), **result)
+        wants_checksums = plan['adopt'] + plan['accept']
+        if check_mode:
+            for mig in plan['to_apply']:
+                entry = entries[migrations.index(mig)]
+                entry.update(status='would_apply', changed=True)
+            result['changed'] = bool(plan['to_apply'] or wants_checksums)
+        else:
+            runner = Runner(db, table_sql, columns, applied_by, params['lock_retries'])
+            runner.record_checksums(wants_checksums)
+            result['changed'] = bool(wants_checksums)
+            applied = []
+            for mig in plan['to_apply']:
+                entry = entries[migrations.index(mig)]
+                try:
+                    entry['duration_ms'] = runner.apply(mig)
+                except ApplyFailure as failure:
+                    entry.update(status='failed', message=failure.failure.describe())
+                    for later in plan['to_apply'][plan['to_apply'].index(mig) + 1:]:
+                        entries[migrations.index(later)].update(
+                            status='skipped', message='not attempted: %s failed' % mig.version)
+                    finish_result(result, entries, module._diff, by_file, check_mode)
+                    module.fail_json(msg=failure_message(failure, applied, 'Fix the file and rerun.'),
+                                     failed_migration=failure.details(), **result)
+                entry.update(status='applied', changed=True)
+                applied.append(mig.version)
+                result['changed'] = True
+        finish_result(result, entries, module._diff, by_file, check_mode)
+        module.exit_json(**result)
+    except SqlFailure as e:
+        finish_result(result, entries, module._diff, by_file, check_mode)
+        module.fail_json(msg='database error: %s. Migrations reported as applied stay applied; rerun when the '
+                         'cause is fixed' % e.describe(), **result)
+    except MigrationError as e:
+        module.fail_json(msg='; '.join(e.problems), **result)
+    finally:
+        db.close()  # also releases the session advisory lock
+
+
+def finish_result(result, entries, diff, by_file, check_mode):
+    result['migrations'] = entries
+    result['summary'] = summarize(entries)
+    result['applied'] = [e['version'] for e in entries if e['status'] in ('applied', 'would_apply')]
+    result['pending'] = [e['version'] for e in entries if e['status'] in ('pending', 'would_apply', 'failed', 'skipped')]
+    done = [e['version'] for e in entries if e['status'] in ('applied', 'already_applied')]
+    result['current_version'] = max(done, key=int) if done else result.get('current_version')
+    if diff:
+        result['diff'] = build_diff(entries, by_file, check_mode)
+
+
+if __name__ == '__main__':
+    main()
