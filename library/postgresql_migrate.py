@@ -27,12 +27,12 @@ description:
     do not match C(NNN_description.sql), unreadable, empty or non-UTF-8 files, symbolic links
     leading out of O(path), top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands
     stop the run with a message naming every offending file.
-  - A file whose statements cannot run inside a transaction block (for example
+  - "A file whose statements cannot run inside a transaction block (for example
     C(CREATE INDEX CONCURRENTLY)) must say so with the line
     C(-- postgresql_migrate: no-transaction). Its statements then run one by one outside a
     transaction. While it runs, a row in the C(<table>_incomplete) table marks it; if it fails
     or the run dies, the next run stops and explains how to inspect and retry it
-    (O(retry_incomplete)).
+    (O(retry_incomplete))."
   - A failed migration is rolled back as a whole; the run stops there. The task fails with the
     version, file, SQLSTATE, message and the line of the file; migrations applied earlier in
     the run stay applied and are reported as such.
@@ -69,7 +69,7 @@ options:
   target_version:
     description:
       - Apply pending migrations up to and including this version; later ones are reported as
-        C(skipped). Must be the version of a migration file. Migrations are never rolled back:
+        C(skipped). Must be the version of a migration file. Migrations are never rolled back;
         a target below the applied versions applies nothing.
     type: str
   allow_out_of_order:
