@@ -366,7 +366,8 @@ except ImportError:  # reported by main() with what to install
 
 FILENAME_RE = re.compile(r'^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$')
 NO_TRANSACTION_RE = re.compile(r'^--\s*postgresql_migrate\s*:\s*no-transaction\s*$', re.IGNORECASE | re.MULTILINE)
-TABLE_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$')
+# The table part stops at 52 characters so that "<table>_incomplete" fits PostgreSQL's 63.
+TABLE_RE = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,51}')
 PG_INTERVAL_RE = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*$')
 IDENT_START = re.compile(r'[A-Za-z_\u0080-\uffff]')
 IDENT_REST = re.compile(r'[A-Za-z0-9_$\u0080-\uffff]*')
@@ -532,7 +533,7 @@ def split_statements(sql):
                 raise ValueError('psql meta-command at line %d (%s): only SQL is supported' % (
                     _line_of(sql, i), sql[i:].split(None, 1)[0][:20]))
             start = i
-        if c == ';' and begin_depth == 0:
+        if c == ';' and begin_depth == 0 and paren_depth == 0:
             finish(i)
             start, words, paren_depth, begin_depth = None, [], 0, 0
             i += 1
@@ -602,16 +603,22 @@ def transaction_control(statement):
 
 def needs_no_transaction(statement):
     """Name why a statement cannot run in a transaction block, or None."""
-    w = [x.upper() for x in statement.words]
-    if not w:
-        return None
+    w = [x.upper() for x in statement.words] + ['', '', '']
     if w[0] == 'VACUUM':
         return 'VACUUM'
-    if w[0] in ('CREATE', 'DROP', 'REINDEX', 'ALTER') and 'CONCURRENTLY' in w:
-        return ' '.join(w[:w.index('CONCURRENTLY') + 1])
-    if w[0] in ('CREATE', 'DROP') and len(w) > 1 and w[1] in ('DATABASE', 'TABLESPACE'):
+    if w[0] == 'CREATE' and w[1:3] == ['INDEX', 'CONCURRENTLY']:
+        return 'CREATE INDEX CONCURRENTLY'
+    if w[0] == 'CREATE' and w[1:4] == ['UNIQUE', 'INDEX', 'CONCURRENTLY']:
+        return 'CREATE UNIQUE INDEX CONCURRENTLY'
+    if w[0] == 'DROP' and w[1:3] == ['INDEX', 'CONCURRENTLY']:
+        return 'DROP INDEX CONCURRENTLY'
+    if w[0] == 'REINDEX' and (w[2] == 'CONCURRENTLY' or w[1] in ('DATABASE', 'SYSTEM', 'SCHEMA')):
+        return 'REINDEX %s%s' % (w[1], ' CONCURRENTLY' if w[2] == 'CONCURRENTLY' else '')
+    if w[0] == 'ALTER' and 'DETACH' in w and w[len(statement.words) - 1] == 'CONCURRENTLY':
+        return 'DETACH PARTITION CONCURRENTLY'
+    if w[0] in ('CREATE', 'DROP') and w[1] in ('DATABASE', 'TABLESPACE'):
         return '%s %s' % (w[0], w[1])
-    if w[0] == 'ALTER' and w[1:2] == ['SYSTEM']:
+    if w[0] == 'ALTER' and w[1] == 'SYSTEM':
         return 'ALTER SYSTEM'
     return None
 
@@ -626,7 +633,7 @@ def parse_migration(filename, raw, max_size):
     try:
         text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b'\n') + 1
+        line = raw[:e.start].replace(b'\r\n', b'\n').replace(b'\r', b'\n').count(b'\n') + 1
         raise MigrationError(['%s: not valid UTF-8 (byte 0x%02x at line %d); save the file as UTF-8'
                               % (filename, raw[e.start], line)])
     sql = normalize_sql(text)
@@ -639,7 +646,9 @@ def parse_migration(filename, raw, max_size):
         raise MigrationError(['%s: %s' % (filename, e)])
     if not statements:
         problems.append('%s: contains no SQL statement' % filename)
-    transactional = not NO_TRANSACTION_RE.search(sql)
+    # The marker counts only in the comments above the first statement.
+    header = '\n'.join(sql.split('\n')[:statements[0].line - 1]) if statements else sql
+    transactional = not NO_TRANSACTION_RE.search(header)
     for st in statements:
         control = transaction_control(st)
         if control:
@@ -680,6 +689,10 @@ def discover_migrations(path, max_size):
             continue
         try:
             with open(full, 'rb') as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > max_size:
+                    problems.append('%s: %d bytes is larger than max_file_size (%d)' % (filename, size, max_size))
+                    continue
                 raw = f.read(max_size + 1)
         except (IOError, OSError) as e:
             problems.append('%s: cannot be read (%s)' % (filename, e.strerror or e))
@@ -822,6 +835,8 @@ def error_line(statement, position):
 
 def default_lock_key(table):
     """Stable 63-bit advisory lock key for a history table."""
+    if table.startswith('public.'):  # the same table, so the same lock
+        table = table[len('public.'):]
     digest = hashlib.sha256(('postgresql_migrate:' + table).encode('utf-8')).digest()
     return int.from_bytes(digest[:8], 'big') & 0x7FFFFFFFFFFFFFFF
 
@@ -1030,9 +1045,10 @@ class ApplyFailure(Exception):
 class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
-    def __init__(self, db, table_sql, columns, applied_by, lock_retries, sleep=time.sleep):
+    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, sleep=time.sleep):
         self.db = db
         self.table_sql = table_sql
+        self.marker_sql = marker_sql
         self.columns = columns
         self.applied_by = applied_by
         self.lock_retries = lock_retries
@@ -1097,7 +1113,7 @@ class Runner(object):
 
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
-        marker = incomplete_table_name(self.table_sql)
+        marker = self.marker_sql
         self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
                     'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
                     'statement integer, error text)' % marker)
@@ -1181,8 +1197,9 @@ def argument_spec():
 
 def validate_params(params):
     problems = []
-    if not TABLE_RE.match(params['table']):
-        problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _)' % params['table'])
+    if not TABLE_RE.fullmatch(params['table']):
+        problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; '
+                        'at most 52 characters for the table)' % params['table'])
     for name in ('lock_timeout', 'statement_timeout'):
         if not PG_INTERVAL_RE.match(params[name]):
             problems.append('%s %r is not a PostgreSQL duration such as 5s, 500ms or 0' % (name, params[name]))
@@ -1285,7 +1302,7 @@ def main():
                 entry.update(status='would_apply', changed=True)
             result['changed'] = bool(plan['to_apply'] or wants_checksums)
         else:
-            runner = Runner(db, table_sql, columns, applied_by, params['lock_retries'])
+            runner = Runner(db, table_sql, marker_sql, columns, applied_by, params['lock_retries'])
             runner.record_checksums(wants_checksums)
             result['changed'] = bool(wants_checksums)
             applied = []

@@ -1,0 +1,346 @@
+"""Every promise of postgresql_migrate, one test each, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import catalog_snapshot
+
+pytestmark = pytest.mark.e2e
+
+
+def write(directory, name, sql, mode="w"):
+    path = directory / name
+    if isinstance(sql, bytes):
+        path.write_bytes(sql)
+    else:
+        path.write_text(sql)
+    return path
+
+
+def make_three(mdir):
+    write(mdir, "001_one.sql", "CREATE TABLE one (id int PRIMARY KEY);\nINSERT INTO one VALUES (1);\n")
+    write(mdir, "002_two.sql", "CREATE TABLE two (id int PRIMARY KEY);\n")
+    write(mdir, "010_ten.sql", "CREATE TABLE ten (id int PRIMARY KEY);\n")
+
+
+def recorded(db, table="schema_migrations"):
+    return [v for (v,) in db.sql(f"SELECT version FROM {table} ORDER BY version")]
+
+
+# --- failures ---------------------------------------------------------------
+
+def test_failure_rolls_back_that_migration_and_stops(db, migrate, mdir):
+    make_three(mdir)
+    write(mdir, "003_broken.sql",
+          "-- adds a table, then fails\n"
+          "CREATE TABLE half_done (id int);\n"
+          "\n"
+          "INSERT INTO half_done\n"
+          "  SELECT id FROM no_such_table;\n"
+          "CREATE TABLE after_error (id int);\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    msg = run.result["msg"]
+    assert "migration 003 failed at 003_broken.sql line 5" in msg
+    assert "SQLSTATE 42P01" in msg and 'relation "no_such_table" does not exist' in msg
+    assert "Applied by this run before it: 001, 002" in msg
+    assert run.result["failed_migration"]["line"] == 5
+    assert run.result["failed_migration"]["sqlstate"] == "42P01"
+    assert run.status_of() == {"001": "applied", "002": "applied", "003": "failed", "010": "skipped"}
+    assert run.result["changed"] is True
+    # Earlier ones stay, nothing of 003 remains, later ones did not run.
+    assert db.tables() == ["one", "schema_migrations", "two"]
+    assert recorded(db) == ["001", "002"]
+    assert "migration 003 failed" in run.stdout  # what the person at the terminal reads
+
+
+def test_error_without_position_reports_the_statement_line(db, migrate, mdir):
+    write(mdir, "001_dupes.sql",
+          "CREATE TABLE u (id int PRIMARY KEY);\n"
+          "INSERT INTO u VALUES (1);\n"
+          "INSERT INTO u\n  VALUES (1);\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    assert run.result["failed_migration"]["line"] == 3
+    assert run.result["failed_migration"]["sqlstate"] == "23505"
+    assert db.tables() == []
+
+
+def test_fixed_file_converges_after_a_failure(db, migrate, mdir):
+    make_three(mdir)
+    write(mdir, "003_broken.sql", "CREATE TABLE three (id int);\nSELEC 1;\n")
+    first = migrate(mdir)
+    assert first.rc == 2
+    assert first.result["failed_migration"]["line"] == 2
+    assert "syntax error" in first.result["msg"]
+
+    write(mdir, "003_broken.sql", "CREATE TABLE three (id int);\nSELECT 1;\n")
+    second = migrate(mdir)
+
+    assert second.rc == 0, second.output
+    assert second.status_of() == {"001": "already_applied", "002": "already_applied", "003": "applied",
+                                  "010": "applied"}
+    assert recorded(db) == ["001", "002", "003", "010"]
+
+
+# --- drift, missing, order --------------------------------------------------
+
+def test_changed_applied_file_stops_the_run_before_anything(db, migrate, mdir):
+    make_three(mdir)
+    assert migrate(mdir).rc == 0
+    write(mdir, "002_two.sql", "CREATE TABLE two (id int PRIMARY KEY, extra text);\n")
+    write(mdir, "011_new.sql", "CREATE TABLE new_one (id int);\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    assert "002_two.sql" in run.result["msg"] and 'accept_checksums: ["002"]' in run.result["msg"]
+    assert run.result["drifted"] == ["002"]
+    assert "new_one" not in db.tables()
+    dry = migrate(mdir, check=True)
+    assert dry.rc == 2 and dry.result["drifted"] == ["002"]
+
+
+def test_accept_checksums_records_the_new_checksum_without_rerunning(db, migrate, mdir):
+    make_three(mdir)
+    assert migrate(mdir).rc == 0
+    old = db.sql("SELECT checksum FROM schema_migrations WHERE version = '002'")
+    write(mdir, "002_two.sql", "-- a comment added later\nCREATE TABLE two (id int PRIMARY KEY);\n")
+
+    run = migrate(mdir, accept_checksums=["002"])
+
+    assert run.rc == 0, run.output
+    entry = [m for m in run.result["migrations"] if m["version"] == "002"][0]
+    assert entry["checksum_accepted"] is True and entry["status"] == "already_applied"
+    assert db.sql("SELECT checksum FROM schema_migrations WHERE version = '002'") != old
+    assert migrate(mdir).result["changed"] is False
+
+
+def test_line_endings_and_bom_are_not_drift(db, migrate, mdir):
+    write(mdir, "001_one.sql", "CREATE TABLE one (id int);\nINSERT INTO one VALUES (1);\n")
+    assert migrate(mdir).rc == 0
+    write(mdir, "001_one.sql", b"\xef\xbb\xbfCREATE TABLE one (id int);\r\nINSERT INTO one VALUES (1);\r\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 0, run.output
+    assert run.result["changed"] is False
+
+
+def test_recorded_version_without_file_is_reported_not_fatal(db, migrate, mdir):
+    make_three(mdir)
+    assert migrate(mdir).rc == 0
+    (mdir / "002_two.sql").unlink()
+
+    run = migrate(mdir)
+
+    assert run.rc == 0
+    assert run.result["missing"] == ["002"]
+    assert "no file in the migrations directory: 002" in run.stderr + run.stdout
+
+
+def test_out_of_order_version_is_refused_unless_allowed(db, migrate, mdir):
+    make_three(mdir)
+    assert migrate(mdir).rc == 0
+    write(mdir, "005_late.sql", "CREATE TABLE late (id int);\n")
+
+    refused = migrate(mdir)
+    assert refused.rc == 2
+    assert "005_late.sql is pending but version 010 is already applied" in refused.result["msg"]
+    assert "late" not in db.tables()
+
+    allowed = migrate(mdir, allow_out_of_order=True)
+    assert allowed.rc == 0
+    assert allowed.status_of()["005"] == "applied"
+    assert "late" in db.tables()
+
+
+# --- bad input: refused before anything is written -------------------------
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("001_a.sql", None, "duplicate version 1"),
+    ("1-bad-name.sql", "SELECT 1;", "does not match NNN_description.sql"),
+    ("003_latin1.sql", b"SELECT 'caf\xe9';", "not valid UTF-8"),
+    ("003_tx.sql", "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n", "line 1: top-level BEGIN"),
+    ("003_empty.sql", "-- nothing here\n", "contains no SQL statement"),
+    ("003_conc.sql", "CREATE INDEX CONCURRENTLY one_idx ON one (id);\n", "cannot run inside a transaction block"),
+    ("003_meta.sql", "\\i other.sql\n", "psql meta-command"),
+])
+def test_bad_files_are_refused_before_anything_is_written(db, migrate, mdir, name, content, expected):
+    make_three(mdir)
+    write(mdir, "1_dup.sql" if content is None else name, content if content is not None else "SELECT 1;")
+    before = catalog_snapshot(db)
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    assert expected in run.result["msg"]
+    assert "nothing was applied" in run.result["msg"]
+    assert catalog_snapshot(db) == before
+
+
+def test_history_table_name_injection_is_refused(db, migrate, mdir):
+    make_three(mdir)
+    run = migrate(mdir, table="x; DROP TABLE users; --")
+    assert run.rc == 2
+    assert "is not a plain identifier" in run.result["msg"]
+    assert db.tables() == []
+
+
+def test_custom_history_table_in_its_own_schema(db, migrate, mdir):
+    make_three(mdir)
+    db.sql("CREATE SCHEMA deploy")
+
+    run = migrate(mdir, table="deploy.history")
+
+    assert run.rc == 0, run.output
+    assert recorded(db, "deploy.history") == ["001", "002", "010"]
+    assert migrate(mdir, table="deploy.history").result["changed"] is False
+
+
+def test_empty_directory_is_a_no_op(db, migrate, mdir):
+    run = migrate(mdir)
+    assert run.rc == 0
+    assert run.result["changed"] is False and run.result["migrations"] == []
+
+
+# --- no-transaction migrations ----------------------------------------------
+
+def test_no_transaction_migration_runs_outside_a_transaction(db, migrate, mdir):
+    make_three(mdir)
+    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 0, run.output
+    entry = run.result["migrations"][-1]
+    assert entry["status"] == "applied" and entry["transactional"] is False
+    assert db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'one_id_idx'::regclass") == [(True,)]
+    assert "schema_migrations_incomplete" in db.tables()
+    assert db.sql("SELECT count(*) FROM schema_migrations_incomplete") == [(0,)]
+
+
+def test_failed_no_transaction_migration_is_reported_until_retried(db, migrate, mdir):
+    make_three(mdir)
+    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n"
+                                 "CREATE INDEX CONCURRENTLY two_bad_idx ON two (no_such_column);\n")
+    write(mdir, "012_after.sql", "CREATE TABLE after_index (id int);\n")
+    first = migrate(mdir)
+    assert first.rc == 2
+    assert "011_index.sql line 3" in first.result["msg"]
+    assert "statements before line 3 stayed applied" in first.result["msg"]
+
+    second = migrate(mdir)
+    assert second.rc == 2
+    assert "left incomplete" in second.result["msg"] and 'retry_incomplete: ["011"]' in second.result["msg"]
+    assert second.result["incomplete"][0]["version"] == "011"
+    assert "after_index" not in db.tables()
+
+    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n"
+                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS two_id_idx ON two (id);\n")
+    third = migrate(mdir, retry_incomplete=["011"])
+    assert third.rc == 0, third.output
+    assert third.status_of()["011"] == "applied" and third.status_of()["012"] == "applied"
+    assert db.sql("SELECT count(*) FROM schema_migrations_incomplete") == [(0,)]
+
+
+# --- locks ------------------------------------------------------------------
+
+def test_lock_held_by_another_run_fails_after_the_wait_naming_the_holder(db, migrate, mdir):
+    make_three(mdir)
+    holder = db.connect()
+    try:
+        cur = holder.cursor()
+        cur.execute("SET application_name = 'release-41 deploy'")
+        cur.execute("SELECT pg_advisory_lock(77)")
+        (pid,) = cur.execute("SELECT pg_backend_pid()") or cur.fetchone()
+        started = time.monotonic()
+
+        run = migrate(mdir, lock_key=77, lock_wait=2)
+
+        elapsed = time.monotonic() - started
+        assert run.rc == 2
+        assert "another migration run holds the migration lock" in run.result["msg"]
+        assert f"pid {pid}" in run.result["msg"] and "release-41 deploy" in run.result["msg"]
+        assert elapsed >= 2
+        assert db.tables() == []
+    finally:
+        holder.close()
+
+
+def test_table_lock_held_by_the_app_times_out_retries_then_fails(db, migrate, mdir):
+    write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
+    assert migrate(mdir).rc == 0
+    write(mdir, "002_alter.sql", "ALTER TABLE one ADD COLUMN name text;\n")
+    app = db.connect()
+    try:
+        app.autocommit = False
+        app.cursor().execute("LOCK TABLE one IN ACCESS SHARE MODE")  # an open read transaction
+
+        run = migrate(mdir, lock_timeout="200ms", lock_retries=1)
+
+        assert run.rc == 2
+        assert run.result["failed_migration"]["sqlstate"] == "55P03"
+        assert run.result["failed_migration"]["attempts"] == 2
+        assert "held a lock the migration needed for longer than lock_timeout" in run.result["msg"]
+    finally:
+        app.rollback()
+        app.close()
+    assert db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'one' "
+                  "AND column_name = 'name'") == [(0,)]
+    assert migrate(mdir).rc == 0
+
+
+# --- server roles and connections -------------------------------------------
+
+def test_hot_standby_is_refused(standby, mdir, tmp_path):
+    from ansible_runner import run_migrate
+    make_three(mdir)
+    args = dict(standby.login_params("postgres"), path=str(mdir))
+
+    run = run_migrate(args)
+
+    assert run.rc == 2
+    assert "hot standby" in run.result["msg"] and "primary" in run.result["msg"]
+    dry = run_migrate(args, check=True)
+    assert dry.rc == 2 and "hot standby" in dry.result["msg"]
+
+
+def test_wrong_password_is_clear_and_never_shown(db, pg, mdir):
+    from ansible_runner import run_migrate
+    make_three(mdir)
+    secret = "S3cr3t-Pa55-%d" % time.time_ns()
+    role = "deployer_%d" % (time.time_ns() % 100000)
+    pg.create_role(role, password=secret)
+    db.sql(f'GRANT ALL ON SCHEMA public TO "{role}"')
+    args = dict(path=str(mdir), db=db.name, login_host="127.0.0.1", login_port=pg.port, login_user=role)
+
+    wrong = run_migrate(args, secret_args={"login_password": secret + "x"}, verbosity=3)
+    right = run_migrate(args, secret_args={"login_password": secret}, verbosity=3)
+
+    assert wrong.rc == 2
+    assert "password authentication failed" in wrong.result["msg"]
+    assert "check login_user and login_password" in wrong.result["msg"]
+    assert right.rc == 0, right.output
+    assert recorded(db) == ["001", "002", "010"]
+    for run in (wrong, right):
+        assert secret not in run.output
+        assert secret not in str(run.result)
+
+
+def test_unknown_database_is_clear(pg, mdir):
+    from ansible_runner import run_migrate
+    make_three(mdir)
+    run = run_migrate(dict(pg.login_params("no_such_db"), path=str(mdir)))
+    assert run.rc == 2
+    assert 'database "no_such_db" does not exist' in run.result["msg"]
+    assert "check the db parameter" in run.result["msg"]

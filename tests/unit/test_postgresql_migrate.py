@@ -1,0 +1,1120 @@
+"""Unit tests of the pure functions of library/postgresql_migrate.py.
+
+Each test states behaviour a user of the module would notice: which statements a
+file is split into and on which line each starts, the exact message naming the
+file and line of a problem, what a plan applies, adopts, skips or refuses.
+No database is involved (tests/e2e covers that).
+"""
+
+import hashlib
+import os
+
+import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+import postgresql_migrate as pm  # loaded by tests/unit/conftest.py
+
+MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def split(sql):
+    """(line, text) of every statement split_statements finds."""
+    return [(s.line, s.text) for s in pm.split_statements(sql)]
+
+
+def texts(sql):
+    return [s.text for s in pm.split_statements(sql)]
+
+
+def one_statement(sql):
+    statements = pm.split_statements(sql)
+    assert len(statements) == 1, statements
+    return statements[0]
+
+
+def migration(filename, sql="SELECT 1;\n"):
+    if isinstance(sql, str):
+        sql = sql.encode("utf-8")
+    return pm.parse_migration(filename, sql, MIB)
+
+
+def problems_of_file(filename, raw, max_size=MIB):
+    """The problems parse_migration reports for a file that must be refused."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    with pytest.raises(pm.MigrationError) as excinfo:
+        pm.parse_migration(filename, raw, max_size)
+    return excinfo.value.problems
+
+
+def write(directory, name, content="SELECT 1;\n"):
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def discovery_problems(path, max_size=MIB):
+    with pytest.raises(pm.MigrationError) as excinfo:
+        pm.discover_migrations(str(path), max_size)
+    return excinfo.value.problems
+
+
+def recorded(mig, checksum="same", applied_at="2026-01-01 10:00:00+00"):
+    """A history row for mig: checksum 'same' means the file's own checksum."""
+    return dict(version=mig.version, name=mig.name,
+                checksum=mig.checksum if checksum == "same" else checksum,
+                applied_at=applied_at)
+
+
+def history_of(*rows):
+    return {int(r["version"]): r for r in rows}
+
+
+def plan(migrations, history=None, incomplete=None, **kwargs):
+    return pm.plan_migrations(migrations, history or {}, incomplete or {}, **kwargs)
+
+
+def versions(migrations):
+    return [m.version for m in migrations]
+
+
+def statuses(result):
+    return {e["version"]: e["status"] for e in result["entries"]}
+
+
+def module_params(**overrides):
+    """Parameters as AnsibleModule would hand them to main(): defaults filled in."""
+    args = dict(path="/srv/migrations", db="app")
+    args.update(overrides)
+    result = ArgumentSpecValidator(pm.argument_spec()).validate(args)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+def test_collection_is_importable():
+    assert pm.HAS_COLLECTION, "community.postgresql is missing: run `make setup`"
+
+
+# ---------------------------------------------------------------------------
+# normalize_sql / checksum_of
+# ---------------------------------------------------------------------------
+
+def test_normalize_drops_bom_and_normalizes_line_endings():
+    assert pm.normalize_sql("\ufeffSELECT 1;\r\nSELECT 2;\rSELECT 3;\n") == "SELECT 1;\nSELECT 2;\nSELECT 3;\n"
+
+
+def test_checksum_is_sha256_of_the_lf_text_and_ignores_bom_and_crlf():
+    lf = "CREATE TABLE t (id int);\n-- note\n"
+    expected = hashlib.sha256(lf.encode("utf-8")).hexdigest()
+    assert pm.checksum_of(lf) == expected
+    assert pm.checksum_of("\ufeff" + lf.replace("\n", "\r\n")) == expected
+    assert pm.checksum_of(lf.replace("\n", "\r")) == expected
+
+
+def test_checksum_changes_when_a_comment_changes():
+    assert pm.checksum_of("SELECT 1; -- a\n") != pm.checksum_of("SELECT 1; -- b\n")
+
+
+# ---------------------------------------------------------------------------
+# split_statements
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, expected", [
+    pytest.param("INSERT INTO t VALUES ('a;b'); SELECT 2;",
+                 ["INSERT INTO t VALUES ('a;b')", "SELECT 2"], id="semicolon-in-string"),
+    pytest.param("SELECT 'it''s; fine'; SELECT 2;",
+                 ["SELECT 'it''s; fine'", "SELECT 2"], id="doubled-quote"),
+    pytest.param("SELECT E'it''s \\'; here'; SELECT 2;",
+                 ["SELECT E'it''s \\'; here'", "SELECT 2"], id="doubled-quote-in-E-string"),
+    pytest.param("SELECT E'\\';'; SELECT 2;",
+                 ["SELECT E'\\';'", "SELECT 2"], id="E-string-backslash-quote"),
+    pytest.param("select e'a\\'b;c', E'\\\\'; select 2;",
+                 ["select e'a\\'b;c', E'\\\\'", "select 2"], id="e-string-lowercase-and-escaped-backslash"),
+    pytest.param("SELECT 'C:\\'; SELECT 2;",
+                 ["SELECT 'C:\\'", "SELECT 2"], id="backslash-is-no-escape-in-plain-string"),
+    pytest.param("SELECT name'\\'; SELECT 2;",
+                 ["SELECT name'\\'", "SELECT 2"], id="word-ending-in-e-is-no-E-prefix"),
+    pytest.param('CREATE TABLE "odd;name" ("a""b;" int); SELECT 2;',
+                 ['CREATE TABLE "odd;name" ("a""b;" int)', "SELECT 2"], id="quoted-identifiers"),
+    pytest.param("CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; SELECT 2;",
+                 ["CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql", "SELECT 2"],
+                 id="dollar-quote"),
+    pytest.param("DO $outer$ BEGIN EXECUTE $q$ SELECT ';'; $q$; PERFORM $$;$$; END $outer$; SELECT 2;",
+                 ["DO $outer$ BEGIN EXECUTE $q$ SELECT ';'; $q$; PERFORM $$;$$; END $outer$", "SELECT 2"],
+                 id="tagged-dollar-quote-with-nested-quotes"),
+    pytest.param("SELECT $a$ $ab$; $a$; SELECT 2;",
+                 ["SELECT $a$ $ab$; $a$", "SELECT 2"], id="only-the-exact-tag-closes"),
+    pytest.param("SELECT 1 -- it's; a comment\n; SELECT 2;",
+                 ["SELECT 1 -- it's; a comment", "SELECT 2"], id="line-comment"),
+    pytest.param("SELECT /* a /* b; */ still 'comment; */ 1; SELECT 2;",
+                 ["SELECT /* a /* b; */ still 'comment; */ 1", "SELECT 2"], id="nested-block-comment"),
+    pytest.param("PREPARE p(int) AS SELECT $1, $2; EXECUTE p(1);",
+                 ["PREPARE p(int) AS SELECT $1, $2", "EXECUTE p(1)"], id="positional-parameters"),
+    pytest.param("SELECT a$b, c$$d FROM t$x; SELECT 2;",
+                 ["SELECT a$b, c$$d FROM t$x", "SELECT 2"], id="dollar-inside-identifiers"),
+    pytest.param("SELECT 1;\nSELECT 2",
+                 ["SELECT 1", "SELECT 2"], id="last-statement-without-semicolon"),
+    pytest.param(";;SELECT 1;; ;\n;SELECT 2;;;",
+                 ["SELECT 1", "SELECT 2"], id="empty-statements-dropped"),
+    pytest.param("SELECT 1; -- trailing comment\n/* and a block */\n",
+                 ["SELECT 1"], id="trailing-comments-are-no-statement"),
+])
+def test_split_respects_quotes_and_comments(sql, expected):
+    assert texts(sql) == expected
+
+
+def test_statement_lines_skip_leading_comments_and_blank_lines():
+    sql = (
+        "-- 003: accounts\n"            # 1
+        "\n"                            # 2
+        "/* a block\n"                  # 3
+        "   comment */\n"               # 4
+        "CREATE TABLE a (id int);\n"    # 5
+        "\n"                            # 6
+        "-- the next one spans lines\n" # 7
+        "CREATE TABLE b (\n"            # 8
+        "  id int\n"                    # 9
+        ");\n"                          # 10
+        "SELECT 1; SELECT 2;\n"         # 11
+        "   /* x */ SELECT 3\n"         # 12
+    )
+    assert split(sql) == [
+        (5, "CREATE TABLE a (id int)"),
+        (8, "CREATE TABLE b (\n  id int\n)"),
+        (11, "SELECT 1"),
+        (11, "SELECT 2"),
+        (12, "SELECT 3"),
+    ]
+
+
+def test_plpgsql_do_block_is_one_statement_and_not_transaction_control():
+    sql = (
+        "DO $$\n"
+        "BEGIN\n"
+        "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app') THEN\n"
+        "    CREATE ROLE app;\n"
+        "  END IF;\n"
+        "END\n"
+        "$$;\n"
+        "SELECT 2;\n"
+    )
+    statements = pm.split_statements(sql)
+    assert [(s.line, s.text.splitlines()[0]) for s in statements] == [(1, "DO $$"), (8, "SELECT 2")]
+    assert pm.transaction_control(statements[0]) is None
+
+
+def test_begin_atomic_routine_body_is_kept_as_one_statement():
+    sql = (
+        "CREATE OR REPLACE FUNCTION bump(n int) RETURNS text LANGUAGE sql\n"  # 1
+        "BEGIN ATOMIC\n"                                                       # 2
+        "  UPDATE counters SET value = value + n;\n"                           # 3
+        "  SELECT CASE WHEN n > 0 THEN 'up' ELSE 'down' END;\n"                # 4
+        "END;\n"                                                               # 5
+        "create procedure p() language sql begin atomic insert into t values (1); end;\n"  # 6
+        "SELECT bump(1);\n"                                                    # 7
+    )
+    statements = pm.split_statements(sql)
+    assert [s.line for s in statements] == [1, 6, 7]
+    assert statements[0].text.endswith("ELSE 'down' END;\nEND")
+    assert statements[1].text == "create procedure p() language sql begin atomic insert into t values (1); end"
+    assert statements[2].text == "SELECT bump(1)"
+    assert [pm.transaction_control(s) for s in statements] == [None, None, None]
+
+
+def test_case_end_outside_a_routine_body_does_not_swallow_semicolons():
+    sql = "CREATE FUNCTION sign(n int) RETURNS int LANGUAGE sql RETURN CASE WHEN n > 0 THEN 1 ELSE 0 END;\nSELECT 2;"
+    assert [line for line, _ in split(sql)] == [1, 2]
+
+
+def test_semicolons_inside_parentheses_do_not_end_the_statement():
+    sql = ("CREATE RULE log_insert AS ON INSERT TO t DO ALSO "
+           "(INSERT INTO log VALUES (1); INSERT INTO log VALUES (2));\nSELECT 2;")
+    assert split(sql) == [
+        (1, "CREATE RULE log_insert AS ON INSERT TO t DO ALSO "
+            "(INSERT INTO log VALUES (1); INSERT INTO log VALUES (2))"),
+        (2, "SELECT 2"),
+    ]
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("SELECT 1;\nSELECT 'abc;\nSELECT 3;\n", "unterminated string literal starting at line 2"),
+    ("SELECT 1;\n\nSELECT E'abc\\';\n", "unterminated string literal starting at line 3"),
+    ('SELECT 1;\nSELECT "abc;\n', "unterminated quoted identifier starting at line 2"),
+    ("SELECT 1;\nDO $body$ BEGIN NULL; END $$;\n", "unterminated dollar-quoted string $body$ starting at line 2"),
+    ("SELECT 1;\n/* outer /* inner */\nSELECT 2;\n", "unterminated /* comment starting at line 2"),
+    ("SELECT 1;\n\\i other.sql\n", "psql meta-command at line 2 (\\i): only SQL is supported"),
+    ("SELECT 1 \\gset\n", "psql meta-command at line 1 (\\gset): only SQL is supported"),
+    ("\\set ON_ERROR_STOP on\nSELECT 1;\n", "psql meta-command at line 1 (\\set): only SQL is supported"),
+])
+def test_split_errors_name_the_line(sql, message):
+    with pytest.raises(ValueError) as excinfo:
+        pm.split_statements(sql)
+    assert str(excinfo.value) == message
+
+
+def test_meta_command_inside_a_string_or_comment_is_plain_text():
+    assert texts("SELECT '\\i x';\n-- \\i y\nSELECT 2;") == ["SELECT '\\i x'", "SELECT 2"]
+
+
+# ---------------------------------------------------------------------------
+# transaction_control
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, expected", [
+    ("BEGIN", "BEGIN"),
+    ("begin work", "BEGIN"),
+    ("BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE", "BEGIN"),
+    ("START TRANSACTION", "START TRANSACTION"),
+    ("COMMIT", "COMMIT"),
+    ("commit work", "COMMIT"),
+    ("END", "END"),
+    ("ROLLBACK", "ROLLBACK"),
+    ("ROLLBACK WORK", "ROLLBACK"),
+    ("ABORT", "ABORT"),
+    ("PREPARE TRANSACTION 'tx1'", "PREPARE TRANSACTION"),
+    # not transaction control
+    ("ROLLBACK TO SAVEPOINT before_update", None),
+    ("ROLLBACK TO before_update", None),
+    ("ROLLBACK WORK TO SAVEPOINT before_update", None),
+    ("ROLLBACK TRANSACTION TO SAVEPOINT before_update", None),
+    ("SAVEPOINT before_update", None),
+    ("RELEASE SAVEPOINT before_update", None),
+    ("RELEASE before_update", None),
+    ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", None),
+    ("PREPARE q(int) AS SELECT $1", None),
+    ("DO $$ BEGIN PERFORM 1; COMMIT; END $$", None),
+    ("CREATE TABLE begin_log (started_at timestamptz)", None),
+    ("INSERT INTO log VALUES ('COMMIT')", None),
+])
+def test_transaction_control(sql, expected):
+    assert pm.transaction_control(one_statement(sql)) == expected
+
+
+# ---------------------------------------------------------------------------
+# needs_no_transaction
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, expected", [
+    ("CREATE INDEX CONCURRENTLY users_email_idx ON users (email)", "CREATE INDEX CONCURRENTLY"),
+    ("create unique index concurrently if not exists u ON users (email)", "CREATE UNIQUE INDEX CONCURRENTLY"),
+    ("DROP INDEX CONCURRENTLY users_email_idx", "DROP INDEX CONCURRENTLY"),
+    ("REINDEX INDEX CONCURRENTLY users_email_idx", "REINDEX INDEX CONCURRENTLY"),
+    ("REINDEX (VERBOSE) TABLE CONCURRENTLY users", "REINDEX TABLE CONCURRENTLY"),
+    ("VACUUM (ANALYZE) users", "VACUUM"),
+    ("vacuum", "VACUUM"),
+    ("CREATE DATABASE reporting", "CREATE DATABASE"),
+    ("DROP DATABASE reporting", "DROP DATABASE"),
+    ("CREATE TABLESPACE fast LOCATION '/ssd'", "CREATE TABLESPACE"),
+    ("ALTER SYSTEM SET work_mem = '64MB'", "ALTER SYSTEM"),
+    # can run inside a transaction
+    ("CREATE INDEX users_email_idx ON users (email)", None),
+    ("CREATE INDEX by_flag ON jobs (concurrently)", None),
+    ("CREATE TABLE jobs (id int, concurrently boolean)", None),
+    ("INSERT INTO notes VALUES ('CONCURRENTLY')", None),
+    ("REFRESH MATERIALIZED VIEW CONCURRENTLY stats", None),
+    ("ANALYZE users", None),
+    ("CREATE TABLE vacuum_log (id int)", None),
+    ("ALTER DATABASE app SET timezone = 'UTC'", None),
+])
+def test_needs_no_transaction(sql, expected):
+    assert pm.needs_no_transaction(one_statement(sql)) == expected
+
+
+def test_detach_partition_concurrently_needs_no_transaction():
+    reason = pm.needs_no_transaction(one_statement("ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY"))
+    assert reason is not None and reason.endswith("CONCURRENTLY")
+
+
+def test_column_named_concurrently_outside_parentheses_is_not_flagged():
+    assert pm.needs_no_transaction(one_statement("ALTER TABLE jobs ADD COLUMN concurrently boolean")) is None
+
+
+# ---------------------------------------------------------------------------
+# parse_migration
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("filename, version, name, number", [
+    ("001_create_users.sql", "001", "create_users", 1),
+    ("7_x.sql", "7", "x", 7),
+    ("20260101120000_add-index.sql", "20260101120000", "add-index", 20260101120000),
+    ("010_V2_Users.sql", "010", "V2_Users", 10),
+])
+def test_good_file_names(filename, version, name, number):
+    mig = migration(filename)
+    assert (mig.version, mig.name, mig.number, mig.filename) == (version, name, number, filename)
+
+
+@pytest.mark.parametrize("filename", [
+    "create_users.sql",       # no number
+    "001.sql",                # no description
+    "001_.sql",               # empty description
+    "001_users.SQL",          # extension must be lower-case .sql
+    "001 users.sql",          # space instead of _
+    "001_add users.sql",      # space in the description
+    "001-users.sql",          # - instead of _
+    "v001_users.sql",         # prefix
+    "001_-users.sql",         # description must start with a letter or digit
+    "001_users.sql.txt",
+])
+def test_bad_file_names_are_refused(filename):
+    assert problems_of_file(filename, "SELECT 1;") == [
+        "%s: the name does not match NNN_description.sql" % filename]
+
+
+def test_file_larger_than_max_file_size_is_refused():
+    assert problems_of_file("001_big.sql", b"SELECT 1;\n", max_size=9) == [
+        "001_big.sql: 10 bytes is larger than max_file_size (9)"]
+    assert pm.parse_migration("001_big.sql", b"SELECT 1;\n", 10).version == "001"
+
+
+def test_non_utf8_file_is_refused_naming_the_line():
+    raw = b"SELECT 1;\n-- caf\xe9 (latin-1)\nSELECT 2;\n"
+    assert problems_of_file("002_latin1.sql", raw) == [
+        "002_latin1.sql: not valid UTF-8 (byte 0xe9 at line 2); save the file as UTF-8"]
+
+
+def test_non_utf8_line_with_cr_line_endings():
+    raw = b"SELECT 1;\rSELECT 2;\r-- caf\xe9\r"
+    assert problems_of_file("002_latin1.sql", raw) == [
+        "002_latin1.sql: not valid UTF-8 (byte 0xe9 at line 3); save the file as UTF-8"]
+
+
+def test_nul_byte_is_refused():
+    assert problems_of_file("003_nul.sql", b"SELECT 1;\x00\n") == [
+        "003_nul.sql: contains a NUL byte; save the file as UTF-8 text"]
+
+
+@pytest.mark.parametrize("raw", [b"", b"\n\n", b"-- nothing yet\n/* later */\n", b";\n;\n", b"\xef\xbb\xbf"])
+def test_file_without_statements_is_refused(raw):
+    assert problems_of_file("004_empty.sql", raw) == ["004_empty.sql: contains no SQL statement"]
+
+
+def test_bom_and_crlf_are_accepted_with_the_checksum_of_the_lf_file():
+    lf = "-- users\nCREATE TABLE users (\n  id int\n);\nSELECT 1;\n"
+    windows = pm.parse_migration("001_users.sql", b"\xef\xbb\xbf" + lf.replace("\n", "\r\n").encode(), MIB)
+    unix = pm.parse_migration("001_users.sql", lf.encode(), MIB)
+    assert windows.checksum == unix.checksum == pm.checksum_of(lf)
+    assert windows.sql == lf
+    assert [(s.line, s.text) for s in windows.statements] == [(2, "CREATE TABLE users (\n  id int\n)"), (5, "SELECT 1")]
+
+
+def test_split_error_is_reported_with_the_file_name():
+    assert problems_of_file("005_quote.sql", "SELECT 1;\nSELECT 'oops;\n") == [
+        "005_quote.sql: unterminated string literal starting at line 2"]
+
+
+def test_psql_include_is_refused_with_the_file_name():
+    assert problems_of_file("006_include.sql", "-- load the rest\n\\i 007_rest.sql\n") == [
+        "006_include.sql: psql meta-command at line 2 (\\i): only SQL is supported"]
+
+
+def test_top_level_transaction_control_is_refused_naming_each_line():
+    sql = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n"
+    suffix = ". The module runs each migration in its own transaction; remove the transaction control statements"
+    assert problems_of_file("007_tx.sql", sql) == [
+        "007_tx.sql line 1: top-level BEGIN" + suffix,
+        "007_tx.sql line 3: top-level COMMIT" + suffix,
+    ]
+
+
+CONCURRENT_INDEX = "CREATE TABLE t (a int);\n\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n"
+
+
+def test_concurrently_without_marker_is_refused_telling_to_add_the_marker():
+    assert problems_of_file("008_index.sql", CONCURRENT_INDEX) == [
+        '008_index.sql line 3: CREATE INDEX CONCURRENTLY cannot run inside a transaction block; if that is '
+        'intended, add the line "-- postgresql_migrate: no-transaction" to the file (its statements then run '
+        'one by one, without rollback on failure)']
+
+
+@pytest.mark.parametrize("marker", [
+    "-- postgresql_migrate: no-transaction",
+    "-- POSTGRESQL_MIGRATE: No-Transaction",
+    "--postgresql_migrate:no-transaction",
+    "--   postgresql_migrate :  no-transaction   ",
+])
+def test_no_transaction_marker_allows_concurrently(marker):
+    mig = migration("008_index.sql", marker + "\n" + CONCURRENT_INDEX)
+    assert mig.transactional is False
+    assert [s.line for s in mig.statements] == [2, 4]
+
+
+@pytest.mark.parametrize("sql", [
+    CONCURRENT_INDEX.replace("t_a ON t (a);", "t_a ON t (a); -- postgresql_migrate: no-transaction"),
+    "-- postgresql_migrate: no-transaction please\n" + CONCURRENT_INDEX,
+    "-- postgresql_migrate: no_transaction\n" + CONCURRENT_INDEX,
+    "-- postgresql_migrate: transaction\n" + CONCURRENT_INDEX,
+    "/* postgresql_migrate: no-transaction */\n" + CONCURRENT_INDEX,
+], ids=["after-a-statement", "extra-words", "underscore", "other-value", "block-comment"])
+def test_marker_must_be_a_whole_line_comment(sql):
+    problems = problems_of_file("008_index.sql", sql)
+    assert len(problems) == 1 and "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in problems[0]
+
+
+def test_files_without_marker_are_transactional():
+    assert migration("009_plain.sql", "CREATE TABLE x (id int);").transactional is True
+
+
+def test_no_transaction_file_still_refuses_top_level_commit():
+    sql = "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n"
+    assert problems_of_file("010_x.sql", sql) == [
+        "010_x.sql line 3: top-level COMMIT. The module runs each migration in its own transaction; "
+        "remove the transaction control statements"]
+
+
+def test_every_problem_of_a_file_is_reported():
+    problems = problems_of_file("011_x.sql", "COMMIT;\nCREATE INDEX CONCURRENTLY i ON t (a);\nVACUUM;\n")
+    assert [p.split(":")[0] for p in problems] == ["011_x.sql line 1", "011_x.sql line 2", "011_x.sql line 3"]
+
+
+# ---------------------------------------------------------------------------
+# discover_migrations
+# ---------------------------------------------------------------------------
+
+def test_files_are_ordered_by_version_number(tmp_path):
+    for name in ("10_c.sql", "2_b.sql", "001_a.sql", "0100_d.sql"):
+        write(tmp_path, name)
+    assert versions(pm.discover_migrations(str(tmp_path), MIB)) == ["001", "2", "10", "0100"]
+
+
+def test_duplicate_versions_are_refused(tmp_path):
+    write(tmp_path, "001_a.sql")
+    write(tmp_path, "1_b.sql")
+    write(tmp_path, "2_c.sql")
+    assert discovery_problems(tmp_path) == ["001_a.sql and 1_b.sql: duplicate version 1"]
+
+
+def test_every_bad_file_is_listed_at_once(tmp_path):
+    write(tmp_path, "001_good.sql")
+    write(tmp_path, "init.sql")
+    write(tmp_path, "002_empty.sql", "-- todo\n")
+    write(tmp_path, "003_tx.sql", "BEGIN;\nSELECT 1;\n")
+    write(tmp_path, "004_latin1.sql", b"SELECT '\xe9';\n")
+    write(tmp_path, "5_dup.sql")
+    write(tmp_path, "005_dup.sql")
+    problems = discovery_problems(tmp_path)
+    assert problems == [
+        "002_empty.sql: contains no SQL statement",
+        "003_tx.sql line 1: top-level BEGIN. The module runs each migration in its own transaction; "
+        "remove the transaction control statements",
+        "004_latin1.sql: not valid UTF-8 (byte 0xe9 at line 1); save the file as UTF-8",
+        "005_dup.sql and 5_dup.sql: duplicate version 5",
+        "init.sql: the name does not match NNN_description.sql",
+    ]
+
+
+def test_other_files_hidden_files_and_subdirectories_are_ignored(tmp_path):
+    write(tmp_path, "001_a.sql")
+    write(tmp_path, "README.md", "# not SQL\n")
+    write(tmp_path, "notes.txt", "BEGIN;")
+    write(tmp_path, ".hidden.sql", "garbage '")
+    write(tmp_path, ".002_swap.sql", "garbage '")
+    write(tmp_path, "003_a.sql.orig", "garbage '")
+    write(tmp_path, "archive/004_old.sql", "garbage '")
+    (tmp_path / "005_dir.sql").mkdir()
+    assert [m.filename for m in pm.discover_migrations(str(tmp_path), MIB)] == ["001_a.sql"]
+
+
+def test_upper_case_extension_is_reported_not_ignored(tmp_path):
+    write(tmp_path, "001_a.SQL")
+    assert discovery_problems(tmp_path) == ["001_a.SQL: the name does not match NNN_description.sql"]
+
+
+def test_unreadable_file_is_reported(tmp_path):
+    # a dangling symbolic link cannot be read, even by root
+    write(tmp_path, "001_a.sql")
+    os.symlink("gone.sql", str(tmp_path / "002_gone.sql"))
+    assert discovery_problems(tmp_path) == ["002_gone.sql: cannot be read (No such file or directory)"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads mode-000 files")
+def test_file_without_read_permission_is_reported(tmp_path):
+    path = write(tmp_path, "001_secret.sql")
+    path.chmod(0)
+    try:
+        assert discovery_problems(tmp_path) == ["001_secret.sql: cannot be read (Permission denied)"]
+    finally:
+        path.chmod(0o644)
+
+
+def test_symlink_leading_outside_the_directory_is_refused(tmp_path):
+    migrations = tmp_path / "migrations"
+    outside = write(tmp_path, "elsewhere/secret.sql", "SELECT 1;")
+    write(migrations, "001_a.sql")
+    os.symlink(str(outside), str(migrations / "002_link.sql"))
+    os.symlink("../elsewhere/secret.sql", str(migrations / "003_relative.sql"))
+    real = os.path.realpath(str(outside))
+    assert discovery_problems(migrations) == [
+        "002_link.sql: a symbolic link to %s, outside the migrations directory" % real,
+        "003_relative.sql: a symbolic link to %s, outside the migrations directory" % real,
+    ]
+
+
+def test_symlink_inside_the_directory_is_accepted(tmp_path):
+    write(tmp_path, "shared/base.sql", "CREATE TABLE base (id int);\n")
+    os.symlink("shared/base.sql", str(tmp_path / "001_base.sql"))
+    (mig,) = pm.discover_migrations(str(tmp_path), MIB)
+    assert (mig.filename, mig.name, mig.statements[0].text) == ("001_base.sql", "base", "CREATE TABLE base (id int)")
+
+
+def test_directory_reached_through_a_symlink_is_accepted(tmp_path):
+    write(tmp_path, "release-42/001_a.sql")
+    os.symlink("release-42", str(tmp_path / "current"))
+    assert versions(pm.discover_migrations(str(tmp_path / "current"), MIB)) == ["001"]
+
+
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: write(tmp, "001_a.sql"),
+    lambda tmp: tmp / "does-not-exist",
+], ids=["a-file", "missing"])
+def test_path_must_be_a_directory(tmp_path, make_path):
+    path = make_path(tmp_path)
+    assert discovery_problems(path) == ["%s is not a directory" % path]
+
+
+def test_empty_directory_has_no_migrations(tmp_path):
+    assert pm.discover_migrations(str(tmp_path), MIB) == []
+
+
+def test_file_larger_than_max_file_size_is_refused_in_discovery(tmp_path):
+    write(tmp_path, "001_big.sql", "SELECT 1;\n" * 10)
+    problems = discovery_problems(tmp_path, max_size=50)
+    assert len(problems) == 1 and problems[0].startswith("001_big.sql: ")
+    assert problems[0].endswith("is larger than max_file_size (50)")
+
+
+def test_too_large_message_states_the_file_size(tmp_path):
+    write(tmp_path, "001_big.sql", "SELECT 1;\n" * 10)   # 100 bytes
+    assert discovery_problems(tmp_path, max_size=50) == [
+        "001_big.sql: 100 bytes is larger than max_file_size (50)"]
+
+
+# ---------------------------------------------------------------------------
+# version_number
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("007", 7), ("14", 14), (" 14 ", 14), (3, 3),
+    ("v1", None), ("", None), ("1.2", None), ("-1", None), ("1_a", None),
+])
+def test_version_number(text, expected):
+    assert pm.version_number(text) == expected
+
+
+# ---------------------------------------------------------------------------
+# plan_migrations
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def four():
+    """001..004, each creating a table; 003 is a no-transaction migration."""
+    return [
+        migration("001_users.sql", "CREATE TABLE users (id int);"),
+        migration("002_orders.sql", "CREATE TABLE orders (id int);"),
+        migration("003_index.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY i ON orders (id);"),
+        migration("004_items.sql", "CREATE TABLE items (id int);"),
+    ]
+
+
+def test_empty_history_applies_everything(four):
+    result = plan(four)
+    assert versions(result["to_apply"]) == ["001", "002", "003", "004"]
+    assert set(statuses(result).values()) == {"pending"}
+    assert (result["problems"], result["warnings"], result["missing"], result["adopt"], result["accept"]) == (
+        [], [], [], [], [])
+    assert [e["file"] for e in result["entries"]] == [m.filename for m in four]
+    assert result["entries"][2]["transactional"] is False
+
+
+def test_recorded_versions_with_same_checksum_are_already_applied(four):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[1])))
+    assert statuses(result) == {"001": "already_applied", "002": "already_applied",
+                                "003": "pending", "004": "pending"}
+    assert result["entries"][0]["applied_at"] == "2026-01-01 10:00:00+00"
+    assert versions(result["to_apply"]) == ["003", "004"]
+    assert result["problems"] == [] and result["adopt"] == []
+
+
+@pytest.mark.parametrize("checksum", [None, ""])
+def test_recorded_version_without_checksum_is_adopted(four, checksum):
+    result = plan(four, history_of(recorded(four[0], checksum=checksum), recorded(four[1])))
+    entry = result["entries"][0]
+    assert (entry["status"], entry["adopted"], entry["changed"]) == ("already_applied", True, False)
+    assert versions(result["adopt"]) == ["001"]
+    assert versions(result["to_apply"]) == ["003", "004"]
+    assert result["problems"] == []
+
+
+def test_history_version_written_differently_matches_by_number(four):
+    row = dict(recorded(four[1]), version="2")
+    result = plan(four, history_of(recorded(four[0]), row))
+    assert statuses(result)["002"] == "already_applied"
+    assert result["missing"] == []
+
+
+def test_changed_applied_file_is_drift(four):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[1], checksum="0123456789abcdef" * 4)))
+    entry = result["entries"][1]
+    assert entry["drift"] is True
+    assert entry["message"] == "file changed since it was applied (recorded checksum 0123456789ab)"
+    assert result["problems"] == [
+        'applied migrations changed on disk: 002_orders.sql. An applied migration is never run again: restore '
+        'the file as it was applied and put the change in a new migration, or, if the edit is deliberate and '
+        'harmless, rerun with accept_checksums: ["002"]']
+
+
+def test_several_drifted_files_are_named_in_one_problem(four):
+    result = plan(four, history_of(recorded(four[0], checksum="a" * 64), recorded(four[1], checksum="b" * 64)))
+    assert len(result["problems"]) == 1
+    assert "changed on disk: 001_users.sql, 002_orders.sql." in result["problems"][0]
+    assert result["problems"][0].endswith('accept_checksums: ["001", "002"]')
+
+
+@pytest.mark.parametrize("accepted", ["002", "2"])
+def test_accept_checksums_accepts_drift(four, accepted):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[1], checksum="b" * 64)),
+                  accept_checksums=[accepted])
+    entry = result["entries"][1]
+    assert (entry["status"], entry["drift"], entry["checksum_accepted"]) == ("already_applied", False, True)
+    assert versions(result["accept"]) == ["002"]
+    assert result["problems"] == [] and result["warnings"] == []
+    assert versions(result["to_apply"]) == ["003", "004"]
+
+
+def test_unused_accept_checksums_is_a_warning(four):
+    result = plan(four, history_of(recorded(four[0])), accept_checksums=["001", "004"])
+    assert result["problems"] == []
+    assert result["warnings"] == ["accept_checksums lists 1, 4, which did not change"]
+
+
+@pytest.mark.parametrize("option", ["accept_checksums", "retry_incomplete"])
+def test_non_numeric_version_lists_are_refused(four, option):
+    result = plan(four, **{option: ["latest"]})
+    assert result["problems"] == ["%s holds a value that is not a version number" % option]
+
+
+def test_pending_version_below_an_applied_one_is_refused(four):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[2])))
+    assert result["problems"] == [
+        "002_orders.sql is pending but version 003 is already applied: applying it out of order could run it "
+        "against a newer schema than it was written for. Renumber it above 003, or set allow_out_of_order: "
+        "true if it is safe"]
+    assert result["entries"][1]["message"] == "out of order: lower than the highest applied version"
+    assert "002" not in versions(result["to_apply"])
+
+
+def test_allow_out_of_order_applies_the_lower_version(four):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[2])), allow_out_of_order=True)
+    assert result["problems"] == []
+    assert versions(result["to_apply"]) == ["002", "004"]
+
+
+def test_target_version_skips_later_migrations(four):
+    result = plan(four, history_of(recorded(four[0])), target_version="002")
+    assert statuses(result) == {"001": "already_applied", "002": "pending", "003": "skipped", "004": "skipped"}
+    assert result["entries"][3]["message"] == "beyond target_version 002"
+    assert versions(result["to_apply"]) == ["002"]
+    assert result["problems"] == [] and result["warnings"] == []
+
+
+def test_target_version_matches_by_number():
+    migs = [migration("013_a.sql"), migration("014_b.sql"), migration("015_c.sql")]
+    result = plan(migs, target_version="14")
+    assert versions(result["to_apply"]) == ["013", "014"]
+    assert result["problems"] == []
+
+
+@pytest.mark.parametrize("target", ["5", "abc"])
+def test_unknown_target_version_is_refused_listing_versions(four, target):
+    assert plan(four, target_version=target)["problems"] == [
+        "target_version %s does not match any migration file (versions: 001, 002, 003, 004)" % target]
+
+
+def test_unknown_target_version_without_files():
+    assert plan([], target_version="1")["problems"] == [
+        "target_version 1 does not match any migration file (versions: none)"]
+
+
+def test_target_below_applied_versions_warns_and_applies_nothing(four):
+    result = plan(four, history_of(*[recorded(m) for m in four[:3]]), target_version="1")
+    assert result["to_apply"] == []
+    assert result["problems"] == []
+    assert result["warnings"] == [
+        "target_version 1 is below the highest applied version 003; migrations are never rolled back"]
+
+
+def test_recorded_versions_without_file_are_missing_not_a_problem(four):
+    gone = dict(version="000", name="bootstrap", checksum="c" * 64, applied_at=None)
+    result = plan(four[1:], history_of(gone, recorded(four[0]), recorded(four[1])))
+    assert result["missing"] == ["000", "001"]
+    assert result["problems"] == []
+    assert result["warnings"] == [
+        "versions recorded in the history table have no file in the migrations directory: 000, 001"]
+    assert versions(result["to_apply"]) == ["003", "004"]
+
+
+INCOMPLETE_003 = {3: dict(version="003", started_at="2026-01-02 03:04:05+00", started_by="ci@runner",
+                          error='line 2: SQLSTATE 42P01: relation "orders" does not exist')}
+
+
+def test_incomplete_no_transaction_version_stops_the_run(four):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[1])), INCOMPLETE_003)
+    assert result["problems"] == [
+        '003_index.sql is a no-transaction migration that an earlier run left incomplete (started '
+        '2026-01-02 03:04:05+00 by ci@runner, error: line 2: SQLSTATE 42P01: relation "orders" does not exist). '
+        'Some of its statements may have run. Inspect the database (for an interrupted CREATE INDEX '
+        'CONCURRENTLY: SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop the invalid index), '
+        'then rerun with retry_incomplete: ["003"]']
+    entry = result["entries"][2]
+    assert entry["status"] == "pending"
+    assert entry["message"] == ('left incomplete by an earlier run (started 2026-01-02 03:04:05+00, error: '
+                                'line 2: SQLSTATE 42P01: relation "orders" does not exist)')
+    assert "003" not in versions(result["to_apply"])
+
+
+def test_interrupted_no_transaction_version_says_so(four):
+    incomplete = {3: dict(version="003", started_at="2026-01-02 03:04:05+00", started_by=None, error=None)}
+    (problem,) = plan(four, history_of(recorded(four[0]), recorded(four[1])), incomplete)["problems"]
+    assert "(started 2026-01-02 03:04:05+00 by unknown, the run was interrupted)" in problem
+
+
+@pytest.mark.parametrize("retry", ["003", "3"])
+def test_retry_incomplete_applies_it_again(four, retry):
+    result = plan(four, history_of(recorded(four[0]), recorded(four[1])), INCOMPLETE_003, retry_incomplete=[retry])
+    assert result["problems"] == [] and result["warnings"] == []
+    assert versions(result["to_apply"]) == ["003", "004"]
+
+
+def test_unused_retry_incomplete_is_a_warning(four):
+    result = plan(four, retry_incomplete=["2"])
+    assert result["problems"] == []
+    assert result["warnings"] == ["retry_incomplete lists 2, which is not incomplete"]
+
+
+def test_several_problems_are_reported_together(four):
+    result = plan(four, history_of(recorded(four[0], checksum="a" * 64), recorded(four[2])), target_version="9")
+    assert len(result["problems"]) == 3
+    assert result["problems"][0].startswith("target_version 9 does not match")
+    assert result["problems"][1].startswith("002_orders.sql is pending but version 003 is already applied")
+    assert result["problems"][2].startswith("applied migrations changed on disk: 001_users.sql.")
+
+
+# ---------------------------------------------------------------------------
+# error_line
+# ---------------------------------------------------------------------------
+
+FAILING_FILE = (
+    "-- orders\n"                       # 1
+    "CREATE TABLE orders (id int);\n"   # 2
+    "\n"                                # 3
+    "INSERT INTO orders\n"              # 4
+    "SELECT id\n"                       # 5
+    "FROM nope\n"                       # 6
+    "WHERE id > 0;\n"                   # 7
+)
+
+
+def test_error_position_maps_to_the_line_of_the_file():
+    statement = pm.split_statements(FAILING_FILE)[1]
+    position = statement.text.index("nope") + 1          # PostgreSQL positions are 1-based
+    assert pm.error_line(statement, position) == 6
+    assert pm.error_line(statement, str(position)) == 6
+    assert pm.error_line(statement, 1) == 4
+    assert pm.error_line(statement, statement.text.index("WHERE") + 1) == 7
+
+
+@pytest.mark.parametrize("position", [None, "", 0, "not a number"])
+def test_without_position_the_statement_line_is_used(position):
+    statement = pm.split_statements(FAILING_FILE)[1]
+    assert pm.error_line(statement, position) == 4
+
+
+# ---------------------------------------------------------------------------
+# validate_params / argument_spec
+# ---------------------------------------------------------------------------
+
+def test_defaults_are_valid():
+    params = module_params()
+    assert pm.validate_params(params) == []
+    assert (params["table"], params["lock_timeout"], params["statement_timeout"], params["lock_wait"],
+            params["lock_retries"], params["max_file_size"]) == ("schema_migrations", "5s", "0", 60, 3, 52428800)
+
+
+@pytest.mark.parametrize("table", [
+    "x; DROP TABLE users", 'a"b', "a.b.c", "", "1abc", "users ", "schema.", ".users", "a-b", "a" * 64,
+    "users; --",
+])
+def test_unsafe_table_names_are_refused(table):
+    assert pm.validate_params(module_params(table=table)) == [
+        "table %r is not a plain identifier or schema.identifier (letters, digits, _; "
+        "at most 52 characters for the table)" % table]
+
+
+@pytest.mark.parametrize("table", ["schema_migrations", "public.schema_migrations", "_x", "Ops.History2", "a" * 52,
+                                   "s" * 63 + "." + "t" * 52])
+def test_plain_table_names_are_accepted(table):
+    assert pm.validate_params(module_params(table=table)) == []
+
+
+def test_table_name_with_trailing_newline_is_refused():
+    assert pm.validate_params(module_params(table="users\n")) != []
+
+
+def test_incomplete_marker_table_never_collides_with_the_history_table():
+    table = "m" * 63
+    accepted = pm.validate_params(module_params(table=table)) == []
+    marker = pm.incomplete_table_name(table)
+    # PostgreSQL keeps the first NAMEDATALEN-1 = 63 bytes of an identifier
+    assert not accepted or marker.encode()[:63] != table.encode()[:63]
+
+
+@pytest.mark.parametrize("option", ["lock_timeout", "statement_timeout"])
+@pytest.mark.parametrize("value", ["5 seconds", "-1s", "5S", "abc", "", "1e3", "5s; SELECT 1"])
+def test_bad_durations_are_refused(option, value):
+    assert pm.validate_params(module_params(**{option: value})) == [
+        "%s %r is not a PostgreSQL duration such as 5s, 500ms or 0" % (option, value)]
+
+
+@pytest.mark.parametrize("value", ["5s", "500ms", "0", "1.5s", "2min", "1h", "1d", "250us", "100", " 5 s "])
+def test_durations_are_accepted(value):
+    assert pm.validate_params(module_params(lock_timeout=value, statement_timeout=value)) == []
+
+
+@pytest.mark.parametrize("overrides, problem", [
+    (dict(lock_wait=-1), "lock_wait must be 0 or more seconds"),
+    (dict(lock_retries=-1), "lock_retries must be 0 or more"),
+    (dict(max_file_size=0), "max_file_size must be a positive number of bytes"),
+    (dict(target_version="v2"), "target_version 'v2' is not a version number"),
+])
+def test_bad_numbers_are_refused(overrides, problem):
+    assert pm.validate_params(module_params(**overrides)) == [problem]
+
+
+def test_edge_values_are_accepted():
+    assert pm.validate_params(module_params(lock_wait=0, lock_retries=0, max_file_size=1, target_version="014")) == []
+
+
+def test_all_parameter_problems_are_reported_at_once():
+    params = module_params(table="a.b.c", lock_timeout="soon", lock_wait=-1, target_version="x")
+    assert len(pm.validate_params(params)) == 4
+
+
+def _options(documentation):
+    return yaml.safe_load(documentation)["options"]
+
+
+def test_documentation_is_valid_yaml():
+    # ansible-doc and ansible-test sanity read these; a stray ': ' in a plain scalar breaks them.
+    for block in (pm.DOCUMENTATION, pm.EXAMPLES, pm.RETURN):
+        assert yaml.safe_load(block)
+
+
+def test_documented_options_match_argument_spec():
+    from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
+        postgres_common_argument_spec,
+    )
+    spec = pm.argument_spec()
+    documented = _options(pm.DOCUMENTATION)
+    own = set(spec) - set(postgres_common_argument_spec())
+    assert own == set(documented)
+    for name in own:
+        for key, missing in (("type", None), ("default", None), ("required", False), ("aliases", None),
+                             ("elements", None)):
+            assert spec[name].get(key, missing) == documented[name].get(key, missing), (name, key)
+
+
+# ---------------------------------------------------------------------------
+# default_lock_key / incomplete_table_name
+# ---------------------------------------------------------------------------
+
+def test_default_lock_key_is_stable_and_fits_a_positive_bigint():
+    # Pinned: runs of different module versions against one database must share the key.
+    assert pm.default_lock_key("schema_migrations") == 2670252943535968100
+    for table in ("schema_migrations", "public.schema_migrations", "ops.history", "x"):
+        key = pm.default_lock_key(table)
+        assert key == pm.default_lock_key(table)
+        assert 0 < key < 2 ** 63
+
+
+def test_default_lock_key_differs_per_table():
+    tables = ["schema_migrations", "ops.history", "schema_migrations2"]
+    assert len(set(pm.default_lock_key(t) for t in tables)) == len(tables)
+
+
+def test_default_lock_key_is_the_same_for_the_same_table():
+    assert pm.default_lock_key("public.schema_migrations") == pm.default_lock_key("schema_migrations")
+
+
+@pytest.mark.parametrize("table, marker", [
+    ("schema_migrations", "schema_migrations_incomplete"),
+    ("ops.history", "ops.history_incomplete"),
+])
+def test_incomplete_table_name(table, marker):
+    assert pm.incomplete_table_name(table) == marker
+
+
+# ---------------------------------------------------------------------------
+# summarize / build_diff
+# ---------------------------------------------------------------------------
+
+def test_summarize_counts_every_status():
+    entries = [dict(status=s) for s in ("applied", "applied", "already_applied", "skipped")]
+    assert pm.summarize(entries) == dict(applied=2, already_applied=1, would_apply=0, failed=0, skipped=1,
+                                         pending=0)
+    assert pm.summarize([]) == dict((s, 0) for s in pm.STATUSES)
+
+
+@pytest.mark.parametrize("check_mode, status, label", [(False, "applied", "applied"),
+                                                       (True, "would_apply", "would apply")])
+def test_diff_shows_the_sql_of_applied_migrations_only(check_mode, status, label):
+    migs = [migration("001_a.sql", "SELECT 1;\n"), migration("002_b.sql", "SELECT 2;\n"),
+            migration("003_c.sql", "SELECT 3;\n")]
+    entries = [pm.new_entry(m) for m in migs]
+    entries[0]["status"] = "already_applied"
+    entries[1]["status"] = status
+    entries[2]["status"] = "skipped"
+    assert pm.build_diff(entries, dict((m.filename, m) for m in migs), check_mode) == [dict(
+        before_header="002_b.sql (not applied)", after_header="002_b.sql (%s)" % label,
+        before="", after="SELECT 2;\n")]
+
+
+# ---------------------------------------------------------------------------
+# connection_hint
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("error, hint", [
+    ('FATAL:  password authentication failed for user "app"', "check login_user and login_password"),
+    ("fe_sendauth: no password supplied", "check login_user and login_password"),
+    ('FATAL:  Peer authentication failed for user "postgres"', "become_user: postgres"),
+    ('FATAL:  database "st44" does not exist', "check the db parameter"),
+    ('connection to server on socket "/run/postgresql/.s.PGSQL.5432" failed: No such file or directory',
+     "login_unix_socket"),
+    ('connection to server at "db" (10.0.0.5), port 5432 failed: Connection refused', "login_host"),
+    ("could not connect to server", "login_host"),
+    ("SSL error: certificate verify failed", "check the connection parameters"),
+    ('FATAL:  role "nobody" does not exist', "check the connection parameters"),
+])
+def test_connection_hint(error, hint):
+    assert hint in pm.connection_hint(error)
+
+
+# ---------------------------------------------------------------------------
+# SqlFailure / ApplyFailure / failure_message
+# ---------------------------------------------------------------------------
+
+class Diag(object):
+    def __init__(self, sqlstate=None, message_primary=None, message_detail=None, message_hint=None,
+                 statement_position=None):
+        self.sqlstate = sqlstate
+        self.message_primary = message_primary
+        self.message_detail = message_detail
+        self.message_hint = message_hint
+        self.statement_position = statement_position
+
+
+class DriverError(Exception):
+    """Stand-in for a psycopg error: str() is the full server text, diag the fields."""
+
+    def __init__(self, text, diag=None, pgcode=None):
+        super(DriverError, self).__init__(text)
+        if diag is not None:
+            self.diag = diag
+        self.pgcode = pgcode
+
+
+@pytest.fixture
+def orders():
+    return migration("003_orders.sql", FAILING_FILE)
+
+
+@pytest.fixture
+def orders_index():
+    return migration("004_orders_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                             "CREATE INDEX CONCURRENTLY a ON orders (id);\n"
+                                             "CREATE INDEX CONCURRENTLY b ON orders (nope);\n")
+
+
+def sql_failure(sqlstate, message, position=None, detail=None, hint=None):
+    return pm.SqlFailure(DriverError("ERROR:  " + message, Diag(sqlstate, message, detail, hint, position)))
+
+
+def test_sql_failure_describes_state_message_detail_and_hint():
+    failure = sql_failure("23505", 'duplicate key value violates unique constraint "users_pkey"',
+                          detail="Key (id)=(1) already exists.", hint="Use ON CONFLICT.")
+    assert failure.describe() == ('SQLSTATE 23505: duplicate key value violates unique constraint "users_pkey" '
+                                  'DETAIL: Key (id)=(1) already exists. HINT: Use ON CONFLICT.')
+
+
+def test_sql_failure_without_diag_uses_pgcode_and_text():
+    failure = pm.SqlFailure(DriverError("  server closed the connection unexpectedly\n", pgcode="08006"))
+    assert (failure.sqlstate, failure.message, failure.position) == (
+        "08006", "server closed the connection unexpectedly", None)
+    assert failure.describe() == "SQLSTATE 08006: server closed the connection unexpectedly"
+    assert pm.SqlFailure(DriverError("boom")).describe() == "boom"
+
+
+def test_failure_details_name_file_line_and_statement(orders):
+    statement = orders.statements[1]
+    failure = pm.ApplyFailure(orders, statement, sql_failure(
+        "42P01", 'relation "nope" does not exist', position=statement.text.index("nope") + 1))
+    assert failure.details() == dict(
+        version="003", file="003_orders.sql", line=6, sqlstate="42P01", message='relation "nope" does not exist',
+        detail=None, hint=None, statement="INSERT INTO orders\nSELECT id\nFROM nope\nWHERE id > 0", attempts=1)
+
+
+def test_failure_message_of_a_transactional_migration(orders):
+    statement = orders.statements[1]
+    failure = pm.ApplyFailure(orders, statement, sql_failure(
+        "42P01", 'relation "nope" does not exist', position=statement.text.index("nope") + 1))
+    assert pm.failure_message(failure, ["001", "002"], "Fix the file and rerun.") == (
+        'migration 003 failed at 003_orders.sql line 6: SQLSTATE 42P01: relation "nope" does not exist. '
+        'Nothing of 003 was applied (its transaction was rolled back). '
+        'Applied by this run before it: 001, 002. Fix the file and rerun.')
+
+
+def test_failure_message_for_lock_timeout_explains_the_lock(orders):
+    failure = pm.ApplyFailure(orders, orders.statements[0],
+                              sql_failure("55P03", 'canceling statement due to lock timeout'), attempts=4)
+    message = pm.failure_message(failure, [], "Fix the file and rerun.")
+    assert message.startswith("migration 003 failed at 003_orders.sql line 2: SQLSTATE 55P03: canceling "
+                              "statement due to lock timeout (after 4 attempts). Another session held a lock "
+                              "the migration needed for longer than lock_timeout; find it with SELECT pid, "
+                              "state, query FROM pg_stat_activity")
+    assert "idle in transaction" in message
+    assert message.endswith("Nothing of 003 was applied (its transaction was rolled back). "
+                            "Applied by this run before it: none. Fix the file and rerun.")
+
+
+def test_failure_message_of_a_no_transaction_migration(orders_index):
+    statement = orders_index.statements[1]
+    failure = pm.ApplyFailure(orders_index, statement, sql_failure("42703", 'column "nope" does not exist'))
+    message = pm.failure_message(failure, ["003"], "Fix the file and rerun.")
+    assert message == (
+        'migration 004 failed at 004_orders_index.sql line 3: SQLSTATE 42703: column "nope" does not exist. '
+        '004 is a no-transaction migration: statements before line 3 stayed applied; it is marked incomplete '
+        'and the next run explains how to retry it. Applied by this run before it: 003. Fix the file and rerun.')
+
+
+def test_failure_message_when_commit_failed(orders):
+    failure = pm.ApplyFailure(orders, None, sql_failure("08006", "server closed the connection unexpectedly"),
+                              during_commit=True)
+    assert failure.details()["line"] is None
+    assert pm.failure_message(failure, [], "Fix the file and rerun.") == (
+        "migration 003 failed at 003_orders.sql: SQLSTATE 08006: server closed the connection unexpectedly. "
+        "The connection failed while committing, so whether 003 was recorded is unknown; rerun: the next run "
+        "applies it only if it is not recorded. Applied by this run before it: none. Fix the file and rerun.")
+
+
+def test_failure_message_for_statement_that_refuses_a_transaction(orders):
+    failure = pm.ApplyFailure(orders, orders.statements[0], sql_failure(
+        "25001", "CREATE DATABASE cannot run inside a transaction block"))
+    assert ('. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a '
+            'transaction') in pm.failure_message(failure, [], "Fix the file and rerun.")
