@@ -907,8 +907,9 @@ class Db(object):
         return self.cursor.fetchall()
 
     def value(self, query, params=None):
+        """The first column of the first row; the query names it v."""
         rows = self.rows(query, params)
-        return list(rows[0].values())[0] if rows and hasattr(rows[0], 'values') else (rows[0][0] if rows else None)
+        return rows[0]['v'] if rows else None
 
     def rollback_quietly(self):
         try:
@@ -925,7 +926,7 @@ class Db(object):
 
 def table_columns(db, table_sql):
     """Column names of the table, or None when it does not exist."""
-    oid = db.value('SELECT to_regclass(%s)::oid', (table_sql,))
+    oid = db.value('SELECT to_regclass(%s)::oid AS v', (table_sql,))
     if oid is None:
         return None
     rows = db.rows('SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = %s AND attnum > 0 '
@@ -954,7 +955,7 @@ def read_history(db, table_sql):
 
 
 def read_incomplete(db, table_sql):
-    if db.value('SELECT to_regclass(%s)::oid', (table_sql,)) is None:
+    if db.value('SELECT to_regclass(%s)::oid AS v', (table_sql,)) is None:
         return {}
     result = {}
     for r in db.rows('SELECT version, started_at::text AS started_at, started_by, error FROM %s' % table_sql):
@@ -990,7 +991,7 @@ def record_version(db, table_sql, mig, applied_by, execution_ms):
 def acquire_lock(db, key, wait_seconds):
     """Take the session advisory lock, waiting at most wait_seconds; return None or the holder."""
     if wait_seconds <= 0:
-        if db.value('SELECT pg_try_advisory_lock(%s)', (key,)):
+        if db.value('SELECT pg_try_advisory_lock(%s) AS v', (key,)):
             return None
         return describe_lock_holder(db, key)
     db.run("SELECT set_config('lock_timeout', %s, false)", ('%dms' % max(1, int(wait_seconds * 1000)),))
@@ -1025,12 +1026,15 @@ def describe_lock_holder(db, key):
 # ---------------------------------------------------------------------------
 
 class ApplyFailure(Exception):
-    def __init__(self, mig, statement, failure, during_commit=False, attempts=1):
+    """A migration that failed: which statement, the server's error, how many attempts."""
+
+    def __init__(self, mig, statement, failure, during_commit=False):
         self.mig = mig
         self.statement = statement
         self.failure = failure
         self.during_commit = during_commit
-        self.attempts = attempts
+        self.attempts = 1
+        self.duration_ms = None
         super(ApplyFailure, self).__init__(failure.message)
 
     def details(self):
@@ -1060,7 +1064,7 @@ class Runner(object):
             return
         self.db.run('BEGIN')
         try:
-            self.columns = ensure_history_table(self.db, self.table_sql, self.columns)
+            self._ensure_history()
             for mig in migrations:
                 self.db.run('UPDATE %s SET checksum = %%s WHERE version::text = %%s OR '
                             "(version::text ~ '^[0-9]+$' AND version::text::numeric = %%s)" % self.table_sql,
@@ -1068,11 +1072,13 @@ class Runner(object):
             self.db.run('COMMIT')
         except SqlFailure:
             self.db.rollback_quietly()
+            self.columns = None
             raise
 
     def apply(self, mig):
         """Apply one migration, retrying lock timeouts; return its duration in ms."""
         attempt = 0
+        started = time.monotonic()
         while True:
             attempt += 1
             try:
@@ -1081,6 +1087,7 @@ class Runner(object):
                 return self._apply_without_transaction(mig)
             except ApplyFailure as failure:
                 failure.attempts = attempt
+                failure.duration_ms = int(round((time.monotonic() - started) * 1000))
                 retryable = failure.failure.sqlstate in RETRYABLE_SQLSTATES and mig.transactional
                 if not retryable or attempt > self.lock_retries:
                     raise
@@ -1094,7 +1101,7 @@ class Runner(object):
             for statement in mig.statements:
                 self.db.run(statement.text)
             statement = None
-            self.columns = ensure_history_table(self.db, self.table_sql, self.columns_after_sql())
+            self._ensure_history()
             elapsed = int(round((time.monotonic() - started) * 1000))
             record_version(self.db, self.table_sql, mig, self.applied_by, elapsed)
         except SqlFailure as e:
@@ -1107,9 +1114,10 @@ class Runner(object):
             raise ApplyFailure(mig, None, e, during_commit=True)
         return elapsed
 
-    def columns_after_sql(self):
-        """The history table's columns as the migration left them (it may have created it)."""
-        return table_columns(self.db, self.table_sql)
+    def _ensure_history(self):
+        """Make the history table ready, once per run (a migration may have just created it)."""
+        if self.columns is None or not self.columns.issuperset(c for c, _ in HISTORY_EXTRA_COLUMNS):
+            self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
 
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
@@ -1134,13 +1142,14 @@ class Runner(object):
             raise ApplyFailure(mig, statement, e)
         try:
             self.db.run('BEGIN')
-            self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
+            self._ensure_history()
             elapsed = int(round((time.monotonic() - started) * 1000))
             record_version(self.db, self.table_sql, mig, self.applied_by, elapsed)
             self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
             self.db.run('COMMIT')
         except SqlFailure as e:
             self.db.rollback_quietly()
+            self.columns = None
             raise ApplyFailure(mig, None, e, during_commit=True)
         return elapsed
 
@@ -1227,6 +1236,120 @@ def connection_hint(error):
     return 'check the connection parameters'
 
 
+class TaskFailure(Exception):
+    """Ends the task: msg for the person reading it, extra keys for the result."""
+
+    def __init__(self, msg, **extra):
+        self.msg = msg
+        self.extra = extra
+        super(TaskFailure, self).__init__(msg)
+
+
+def default_applied_by():
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers): still record where it ran
+        user = 'uid%d' % os.getuid()
+    return '%s@%s' % (user, socket.gethostname())
+
+
+def connect(module, params, applied_by):
+    """One autocommit connection through community.postgresql's helpers."""
+    conn_params = get_conn_params(module, params, warn_db_default=False)
+    conn_params.setdefault('application_name', ('postgresql_migrate %s' % applied_by)[:63])
+    conn, error = connect_to_db(module, conn_params, autocommit=True, fail_on_conn=False)
+    if conn is None:
+        error = (error or '').strip()
+        raise TaskFailure('cannot connect to database %s: %s. Nothing was applied; %s'
+                          % (params['db'], error, connection_hint(error)))
+    return Db(conn)
+
+
+def prepare_session(db, params, check_mode):
+    """Refuse a standby; make a check-mode session read-only, or take the lock and set timeouts."""
+    if db.value('SELECT pg_is_in_recovery() AS v'):
+        raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true) and cannot be migrated; '
+                          'point login_host/login_port at the primary. Nothing was applied')
+    if check_mode:
+        db.run("SELECT set_config('default_transaction_read_only', 'on', false)")
+        return
+    key = params['lock_key'] if params['lock_key'] is not None else default_lock_key(params['table'])
+    holder = acquire_lock(db, key, params['lock_wait'])
+    if holder is not None:
+        raise TaskFailure('another migration run holds the migration lock of %s (advisory lock %d) after '
+                          'waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, or raise '
+                          'lock_wait' % (params['db'], key, params['lock_wait'], holder))
+    db.run("SELECT set_config('lock_timeout', %s, false)", (params['lock_timeout'].strip(),))
+    db.run("SELECT set_config('statement_timeout', %s, false)", (params['statement_timeout'].strip(),))
+
+
+def execute_plan(runner, plan, entries_by_version, result):
+    """Apply plan['to_apply'] in order; stop at the first failure (raised as TaskFailure)."""
+    checksums = plan['adopt'] + plan['accept']
+    runner.record_checksums(checksums)
+    result['changed'] = bool(checksums)
+    applied = []
+    for index, mig in enumerate(plan['to_apply']):
+        entry = entries_by_version[mig.version]
+        try:
+            entry['duration_ms'] = runner.apply(mig)
+        except ApplyFailure as failure:
+            entry.update(status='failed', message=failure.failure.describe(),
+                         duration_ms=failure.duration_ms)
+            for later in plan['to_apply'][index + 1:]:
+                entries_by_version[later.version].update(
+                    status='skipped', message='not attempted: %s failed' % mig.version)
+            raise TaskFailure(failure_message(failure, applied, 'Fix the file and rerun.'),
+                              failed_migration=failure.details())
+        entry.update(status='applied', changed=True)
+        applied.append(mig.version)
+        result['changed'] = True
+
+
+def run(module, db, migrations, names, result):
+    """The whole task once connected; fills result, raises TaskFailure."""
+    params = module.params
+    prepare_session(db, params, module.check_mode)
+    history, columns = read_history(db, names['table'])
+    incomplete = read_incomplete(db, names['marker'])
+    plan = plan_migrations(migrations, history, incomplete, params['target_version'],
+                           params['allow_out_of_order'], params['accept_checksums'],
+                           params['retry_incomplete'])
+    for warning in plan['warnings']:
+        module.warn(warning)
+    result.update(entries=plan['entries'], missing=plan['missing'],
+                  drifted=[e['version'] for e in plan['entries'] if e['drift']],
+                  incomplete=[dict(v) for _, v in sorted(incomplete.items())],
+                  current_version=history[max(history)]['version'] if history else None)
+    if plan['problems']:
+        raise TaskFailure('nothing was applied%s: %s' % (' (check mode)' if module.check_mode else '',
+                                                         '; '.join(plan['problems'])))
+    entries_by_version = dict((e['version'], e) for e in plan['entries'])
+    if module.check_mode:
+        for mig in plan['to_apply']:
+            entries_by_version[mig.version].update(status='would_apply', changed=True)
+        result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
+        return
+    runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'])
+    execute_plan(runner, plan, entries_by_version, result)
+
+
+def finish_result(result, migrations, diff, check_mode):
+    """Turn the entries into the documented return values."""
+    entries = result.pop('entries', [])
+    result['migrations'] = entries
+    result['summary'] = summarize(entries)
+    result['applied'] = [e['version'] for e in entries if e['status'] in ('applied', 'would_apply')]
+    result['pending'] = [e['version'] for e in entries
+                         if e['status'] in ('pending', 'would_apply', 'failed', 'skipped')]
+    done = [e['version'] for e in entries if e['status'] in ('applied', 'already_applied')]
+    if done:
+        result['current_version'] = max(done, key=int)
+    if diff:
+        result['diff'] = build_diff(entries, dict((m.filename, m) for m in migrations), check_mode)
+    return result
+
+
 def main():
     if not HAS_COLLECTION:
         AnsibleModule(argument_spec=dict(), bypass_checks=True).fail_json(
@@ -1234,114 +1357,38 @@ def main():
                 'ansible-galaxy collection install -r requirements.yml')
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    check_mode = module.check_mode
     result = dict(changed=False, migrations=[], applied=[], pending=[], drifted=[], missing=[],
                   incomplete=[], current_version=None, summary=summarize([]))
-
-    problems = validate_params(params)
-    if problems:
-        module.fail_json(msg='invalid parameters: ' + '; '.join(problems), **result)
-    ensure_required_libs(module)
+    migrations, db = [], None
     try:
-        migrations = discover_migrations(params['path'], params['max_file_size'])
-    except MigrationError as e:
-        module.fail_json(msg='migration files in %s are not valid, nothing was applied: %s'
-                         % (params['path'], '; '.join(e.problems)), problems=e.problems, **result)
-    try:
-        table_sql = pg_quote_identifier(params['table'], 'table')
-    except SQLParseError as e:
-        module.fail_json(msg='invalid table: %s' % to_native(e), **result)
-    marker_sql = pg_quote_identifier(incomplete_table_name(params['table']), 'table')
-    applied_by = params['applied_by'] or '%s@%s' % (getpass.getuser(), socket.gethostname())
-
-    conn_params = get_conn_params(module, params, warn_db_default=False)
-    conn_params.setdefault('application_name', ('postgresql_migrate %s' % applied_by)[:63])
-    conn, error = connect_to_db(module, conn_params, autocommit=True, fail_on_conn=False)
-    if conn is None:
-        module.fail_json(msg='cannot connect to database %s: %s. Nothing was applied; %s'
-                         % (params['db'], (error or '').strip(), connection_hint(error or '')), **result)
-    db = Db(conn)
-    by_file = dict((m.filename, m) for m in migrations)
-    runner = None
-    entries = []
-    try:
-        if db.value('SELECT pg_is_in_recovery()'):
-            module.fail_json(msg='the server is a hot standby (pg_is_in_recovery() is true) and cannot be '
-                             'migrated; point login_host/login_port at the primary. Nothing was applied', **result)
-        if check_mode:
-            db.run("SELECT set_config('default_transaction_read_only', 'on', false)")
-        else:
-            key = params['lock_key'] if params['lock_key'] is not None else default_lock_key(params['table'])
-            holder = acquire_lock(db, key, params['lock_wait'])
-            if holder is not None:
-                module.fail_json(msg='another migration run holds the migration lock of %s (advisory lock %d) '
-                                 'after waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, '
-                                 'or raise lock_wait' % (params['db'], key, params['lock_wait'], holder), **result)
-            db.run("SELECT set_config('lock_timeout', %s, false)", (params['lock_timeout'].strip(),))
-            db.run("SELECT set_config('statement_timeout', %s, false)", (params['statement_timeout'].strip(),))
-        history, columns = read_history(db, table_sql)
-        incomplete = read_incomplete(db, marker_sql)
-        plan = plan_migrations(migrations, history, incomplete, params['target_version'],
-                               params['allow_out_of_order'], params['accept_checksums'],
-                               params['retry_incomplete'])
-        entries = plan['entries']
-        for w in plan['warnings']:
-            module.warn(w)
-        result.update(missing=plan['missing'], drifted=[e['version'] for e in entries if e['drift']],
-                      incomplete=[dict(v) for _, v in sorted(incomplete.items())])
-        if plan['problems']:
-            result.update(migrations=entries, summary=summarize(entries),
-                          pending=[e['version'] for e in entries if e['status'] == 'pending'],
-                          current_version=history[max(history)]['version'] if history else None)
-            module.fail_json(msg='nothing was applied%s: %s' % (' (check mode)' if check_mode else '',
-                                                               '; '.join(plan['problems'])), **result)
-        wants_checksums = plan['adopt'] + plan['accept']
-        if check_mode:
-            for mig in plan['to_apply']:
-                entry = entries[migrations.index(mig)]
-                entry.update(status='would_apply', changed=True)
-            result['changed'] = bool(plan['to_apply'] or wants_checksums)
-        else:
-            runner = Runner(db, table_sql, marker_sql, columns, applied_by, params['lock_retries'])
-            runner.record_checksums(wants_checksums)
-            result['changed'] = bool(wants_checksums)
-            applied = []
-            for mig in plan['to_apply']:
-                entry = entries[migrations.index(mig)]
-                try:
-                    entry['duration_ms'] = runner.apply(mig)
-                except ApplyFailure as failure:
-                    entry.update(status='failed', message=failure.failure.describe())
-                    for later in plan['to_apply'][plan['to_apply'].index(mig) + 1:]:
-                        entries[migrations.index(later)].update(
-                            status='skipped', message='not attempted: %s failed' % mig.version)
-                    finish_result(result, entries, module._diff, by_file, check_mode)
-                    module.fail_json(msg=failure_message(failure, applied, 'Fix the file and rerun.'),
-                                     failed_migration=failure.details(), **result)
-                entry.update(status='applied', changed=True)
-                applied.append(mig.version)
-                result['changed'] = True
-        finish_result(result, entries, module._diff, by_file, check_mode)
-        module.exit_json(**result)
+        problems = validate_params(params)
+        if problems:
+            raise TaskFailure('invalid parameters: ' + '; '.join(problems))
+        ensure_required_libs(module)
+        try:
+            migrations = discover_migrations(params['path'], params['max_file_size'])
+        except MigrationError as e:
+            raise TaskFailure('migration files in %s are not valid, nothing was applied: %s'
+                              % (params['path'], '; '.join(e.problems)), problems=e.problems)
+        names = dict(table=pg_quote_identifier(params['table'], 'table'),
+                     marker=pg_quote_identifier(incomplete_table_name(params['table']), 'table'),
+                     applied_by=params['applied_by'] or default_applied_by())
+        db = connect(module, params, names['applied_by'])
+        run(module, db, migrations, names, result)
+    except TaskFailure as e:
+        finish_result(result, migrations, module._diff, module.check_mode)
+        result.update(e.extra)
+        module.fail_json(msg=e.msg, **result)
     except SqlFailure as e:
-        finish_result(result, entries, module._diff, by_file, check_mode)
-        module.fail_json(msg='database error: %s. Migrations reported as applied stay applied; rerun when the '
-                         'cause is fixed' % e.describe(), **result)
-    except MigrationError as e:
-        module.fail_json(msg='; '.join(e.problems), **result)
+        finish_result(result, migrations, module._diff, module.check_mode)
+        module.fail_json(msg='database error: %s. Migrations reported as applied stay applied; rerun when '
+                         'the cause is fixed' % e.describe(), **result)
+    except (MigrationError, SQLParseError) as e:
+        module.fail_json(msg=to_native(e), **result)
     finally:
-        db.close()  # also releases the session advisory lock
-
-
-def finish_result(result, entries, diff, by_file, check_mode):
-    result['migrations'] = entries
-    result['summary'] = summarize(entries)
-    result['applied'] = [e['version'] for e in entries if e['status'] in ('applied', 'would_apply')]
-    result['pending'] = [e['version'] for e in entries if e['status'] in ('pending', 'would_apply', 'failed', 'skipped')]
-    done = [e['version'] for e in entries if e['status'] in ('applied', 'already_applied')]
-    result['current_version'] = max(done, key=int) if done else result.get('current_version')
-    if diff:
-        result['diff'] = build_diff(entries, by_file, check_mode)
+        if db is not None:
+            db.close()  # also releases the session advisory lock
+    module.exit_json(**finish_result(result, migrations, module._diff, module.check_mode))
 
 
 if __name__ == '__main__':

@@ -1082,7 +1082,8 @@ def test_failure_message_of_a_transactional_migration(orders):
 
 def test_failure_message_for_lock_timeout_explains_the_lock(orders):
     failure = pm.ApplyFailure(orders, orders.statements[0],
-                              sql_failure("55P03", 'canceling statement due to lock timeout'), attempts=4)
+                              sql_failure("55P03", 'canceling statement due to lock timeout'))
+    failure.attempts = 4
     message = pm.failure_message(failure, [], "Fix the file and rerun.")
     assert message.startswith("migration 003 failed at 003_orders.sql line 2: SQLSTATE 55P03: canceling "
                               "statement due to lock timeout (after 4 attempts). Another session held a lock "

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real PostgreSQL for the session, a fresh database per test.
+
+pg       one server for the whole session (each xdist worker gets its own)
+db       a new, empty database on it, dropped after the test
+standby  a hot standby of pg, created the first time a test asks for it
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pgcluster import PgCluster, make_base_root  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Database:
+    """A database on a test cluster, with helpers that run SQL inside it."""
+
+    cluster: PgCluster
+    name: str
+
+    def sql(self, query, params=None):
+        """Run one statement as the superuser in this database; rows or None."""
+        return self.cluster.sql(query, dbname=self.name, params=params)
+
+    def dsn(self, **kwargs) -> str:
+        return self.cluster.dsn(self.name, **kwargs)
+
+    def connect(self, **kwargs):
+        return self.cluster.connect(self.name, **kwargs)
+
+    def login_params(self, **kwargs) -> dict:
+        """Connection options for community.postgresql-style modules."""
+        return self.cluster.login_params(self.name, **kwargs)
+
+    def tables(self, schema: str = "public") -> list[str]:
+        """Names of the ordinary tables in schema, sorted."""
+        rows = self.sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
+            (schema,),
+        )
+        return [name for (name,) in rows]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def cluster_root():
+    """Directory holding this session's clusters; removed at the end
+    (kept when PGCLUSTER_KEEP=1, to read server logs after a failure)."""
+    root = make_base_root()
+    yield root
+    if os.environ.get("PGCLUSTER_KEEP") != "1":
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg(cluster_root):
+    cluster = PgCluster(cluster_root / "primary", settings={"max_connections": 200})
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def standby(pg, cluster_root):
+    replica = pg.make_standby(cluster_root / "standby")
+    yield replica
+    replica.stop()
+
+
+@pytest.fixture
+def db(pg, request):
+    """A fresh empty database named after the test, dropped afterwards."""
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t_{stem}_{uuid.uuid4().hex[:8]}"
+    pg.create_database(name)
+    yield Database(pg, name)
+    pg.drop_database(name)
