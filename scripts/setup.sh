@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Prepare this checkout for `make deploy` and `make test`: PostgreSQL binaries
+# (tests start their own throwaway server), a Python venv with the pinned
+# requirements, and the Ansible collections from requirements.yml.
+# Idempotent: a second run only checks, and takes about a second.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+COLLECTIONS_DIR="$ROOT/.collections"
+WHEEL_DIR="$ROOT/.cache/wheels"
+# Offline fallback when Galaxy is unreachable: the `ansible` community package
+# bundles every collection. 12.x matches ansible-core 2.19; 12.3.0 ships
+# community.postgresql 4.2.0.
+ANSIBLE_BUNDLE="ansible==12.3.0"
+# Collections to take from that bundle, as name:major version that must be
+# installed (keep in line with requirements.yml). Later, for example:
+# containers.podman:1 ansible.posix:2 community.general:11
+COLLECTIONS=(community.postgresql:4)
+# Which package provides the PostgreSQL server binaries on Debian.
+PG_PACKAGE=postgresql
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- PostgreSQL server binaries --------------------------------------------
+if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    say "PostgreSQL binaries: $(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)")"
+elif [[ $EUID -eq 0 ]]; then
+    say "PostgreSQL binaries missing: installing Debian package '$PG_PACKAGE' with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "$PG_PACKAGE" >/dev/null
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+        || die "apt-get installed '$PG_PACKAGE' but no /usr/lib/postgresql/*/bin/initdb appeared"
+else
+    die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are missing; install them as root: apt-get install $PG_PACKAGE"
+fi
+
+# PostgreSQL refuses to run as root: as root, tests run it as the 'postgres'
+# OS user, which the Debian package normally creates.
+if [[ $EUID -eq 0 ]]; then
+    if id -u postgres >/dev/null 2>&1; then
+        say "OS user 'postgres' for test servers: present"
+    else
+        say "OS user 'postgres' for test servers: creating it"
+        useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    fi
+fi
+
+# --- Python virtualenv ------------------------------------------------------
+command -v "$PYTHON" >/dev/null || die "'$PYTHON' not found; Python >= 3.11 is required"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "'$PYTHON' is $("$PYTHON" -c 'import sys; print("Python " + sys.version.split()[0])' 2>/dev/null || echo 'not a working Python'); Python >= 3.11 is required (set PYTHON=/path/to/python3.11)"
+
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    say "virtualenv: .venv present ($("$VENV/bin/python" -V 2>&1))"
+else
+    rm -rf "$VENV"
+    say "virtualenv: creating .venv with $("$PYTHON" -V 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+# Reinstall only when a requirements file changed: pip itself needs several
+# seconds even when there is nothing to do.
+STAMP="$VENV/.requirements.sha256"
+want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    say "python packages: up to date with requirements-dev.txt"
+else
+    say "python packages: installing requirements-dev.txt"
+    "$VENV/bin/python" -m pip install -qq -r requirements-dev.txt
+    echo "$want" > "$STAMP"
+fi
+
+# --- Ansible collections ----------------------------------------------------
+# Prints the names (name:major) of the collections not installed at the
+# wanted major version.
+missing_collections() {
+    "$VENV/bin/python" - "$COLLECTIONS_DIR" "${COLLECTIONS[@]}" <<'PY'
+import json, sys
+root = sys.argv[1]
+for spec in sys.argv[2:]:
+    name, major = spec.split(":")
+    namespace, coll = name.split(".")
+    try:
+        with open(f"{root}/ansible_collections/{namespace}/{coll}/MANIFEST.json") as f:
+            version = json.load(f)["collection_info"]["version"]
+    except (OSError, ValueError, KeyError):
+        version = ""
+    if version.split(".")[0] != major:
+        print(spec)
+PY
+}
+
+installed_versions() {
+    "$VENV/bin/python" - "$COLLECTIONS_DIR" "${COLLECTIONS[@]}" <<'PY'
+import json, sys
+root = sys.argv[1]
+out = []
+for spec in sys.argv[2:]:
+    namespace, coll = spec.split(":")[0].split(".")
+    with open(f"{root}/ansible_collections/{namespace}/{coll}/MANIFEST.json") as f:
+        out.append(f"{namespace}.{coll} {json.load(f)['collection_info']['version']}")
+print(", ".join(out))
+PY
+}
+
+missing="$(missing_collections)"
+if [[ -z "$missing" ]]; then
+    say "collections: up to date in .collections ($(installed_versions))"
+else
+    GALAXY_LOG="$ROOT/.cache/galaxy.log"
+    mkdir -p "$ROOT/.cache"
+    say "collections: trying Galaxy (ansible-galaxy collection install -r requirements.yml)"
+    if timeout 60 "$VENV/bin/ansible-galaxy" collection install -r requirements.yml \
+            -p "$COLLECTIONS_DIR" >"$GALAXY_LOG" 2>&1 \
+       && [[ -z "$(missing_collections)" ]]; then
+        say "collections: installed from Galaxy"
+    else
+        say "collections: Galaxy install failed ($(grep -v "^[[:space:]]*$" "$GALAXY_LOG" | tail -n 1 | cut -c1-100)); falling back to the offline $ANSIBLE_BUNDLE wheel"
+        mkdir -p "$WHEEL_DIR"
+        wheel="$WHEEL_DIR/ansible-${ANSIBLE_BUNDLE#ansible==}-py3-none-any.whl"
+        if [[ ! -f "$wheel" ]]; then
+            "$VENV/bin/python" -m pip download -qq --no-deps "$ANSIBLE_BUNDLE" -d "$WHEEL_DIR"
+        fi
+        [[ -f "$wheel" ]] || die "pip download $ANSIBLE_BUNDLE did not produce $wheel"
+        mkdir -p "$COLLECTIONS_DIR"
+        # Python's zipfile rather than unzip(1): one less system package to need.
+        "$VENV/bin/python" - "$wheel" "$COLLECTIONS_DIR" $missing <<'PY'
+import os, shutil, sys, zipfile
+wheel, dest, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as zf:
+    for spec in specs:
+        namespace, coll = spec.split(":")[0].split(".")
+        prefix = f"ansible_collections/{namespace}/{coll}/"
+        members = [m for m in zf.namelist() if m.startswith(prefix)]
+        if not members:
+            sys.exit(f"setup: ERROR: {wheel} does not contain {namespace}.{coll}")
+        # Replace, never merge, so files of an older version do not linger.
+        shutil.rmtree(os.path.join(dest, prefix), ignore_errors=True)
+        zf.extractall(dest, members)
+PY
+    fi
+    missing="$(missing_collections)"
+    [[ -z "$missing" ]] || die "collections still missing or at the wrong major version: $missing"
+    say "collections: installed in .collections ($(installed_versions))"
+fi
+
+say "done"
