@@ -369,9 +369,13 @@ NO_TRANSACTION_RE = re.compile(r'^--\s*postgresql_migrate\s*:\s*no-transaction\s
 # The table part stops at 52 characters so that "<table>_incomplete" fits PostgreSQL's 63.
 TABLE_RE = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,51}')
 PG_INTERVAL_RE = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*$')
-IDENT_START = re.compile(r'[A-Za-z_\u0080-\uffff]')
-IDENT_REST = re.compile(r'[A-Za-z0-9_$\u0080-\uffff]*')
-DOLLAR_TAG = re.compile(r'\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$')
+IDENT_START = re.compile(r'[A-Za-z_\u0080-\U0010ffff]')
+WHITESPACE = ' \t\n\r\f\v'
+# One lexical token at a time: whitespace, a -- comment, the start of a /* comment, a word, a run
+# of characters that matter to nobody (digits, operators, commas), or a single other character.
+TOKEN_RE = re.compile(r"[ \t\n\r\f\v]+|--[^\n]*|/\*|[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*"
+                      r"|[^ \t\n\r\f\v;'\"$()\\/A-Za-z_\u0080-\U0010ffff-]+|.", re.DOTALL)
+DOLLAR_TAG = re.compile(r'\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$')
 BOM = u'\ufeff'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
@@ -496,92 +500,89 @@ def split_statements(sql):
     """Split SQL text into statements the way psql does.
 
     Knows single-quoted strings (E'' with backslash escapes), quoted identifiers, dollar
-    quoting, -- and nested /* */ comments, and SQL-standard routine bodies
-    (BEGIN ATOMIC ... END). Returns a list of Statement; raises ValueError for unterminated
-    literals and psql meta-commands.
+    quoting, -- and nested /* */ comments, semicolons inside parentheses, and SQL-standard
+    routine bodies (BEGIN ATOMIC ... END). Returns a list of Statement; raises ValueError for
+    unterminated literals and psql meta-commands.
     """
     statements = []
     n = len(sql)
     i = 0
     start = None           # offset of the first token of the current statement
     words = []             # top-level keywords/identifiers of the current statement
-    paren_depth = 0
-    begin_depth = 0
+    routine = False        # CREATE [OR REPLACE] FUNCTION|PROCEDURE
+    paren_depth = begin_depth = 0
+    line, line_pos = 1, 0  # line number at offset line_pos, advanced incrementally
+    prev_word, prev_word_end = None, -1
 
-    def finish(end):
-        text = sql[start:end].strip()
-        if text:
-            statements.append(Statement(text, _line_of(sql, start), tuple(words)))
+    def meta_command(at):
+        return ValueError('psql meta-command at line %d (%s): only SQL is supported'
+                          % (_line_of(sql, at), sql[at:].split(None, 1)[0][:20]))
 
     while i < n:
-        c = sql[i]
-        if c in ' \t\n\f\v':
-            i += 1
+        m = TOKEN_RE.match(sql, i)
+        token = m.group()
+        c = token[0]
+        end = m.end()
+        if c in WHITESPACE or token.startswith('--'):
+            i = end
             continue
-        if sql.startswith('--', i):
-            nl = sql.find('\n', i)
-            i = n if nl < 0 else nl + 1
-            continue
-        if sql.startswith('/*', i):
+        if token == '/*':
             i = _skip_block_comment(sql, i)
             continue
         if start is None:
             if c == ';':
-                i += 1
+                i = end
                 continue
-            if c == '\\':
-                raise ValueError('psql meta-command at line %d (%s): only SQL is supported' % (
-                    _line_of(sql, i), sql[i:].split(None, 1)[0][:20]))
             start = i
-        if c == ';' and begin_depth == 0 and paren_depth == 0:
-            finish(i)
-            start, words, paren_depth, begin_depth = None, [], 0, 0
-            i += 1
-            continue
-        if c == "'":
-            prefix = sql[i - 1] if i > 0 else ''
-            escapes = prefix in 'eE' and (i < 2 or not re.match(r'[A-Za-z0-9_$]', sql[i - 2]))
+        if c == ';':
+            if paren_depth == 0 and begin_depth == 0:
+                line += sql.count('\n', line_pos, start)
+                line_pos = start
+                statements.append(Statement(sql[start:i].strip(), line, tuple(words)))
+                start, words, routine, paren_depth, begin_depth = None, [], False, 0, 0
+            i = end
+        elif c == "'":
+            escapes = prev_word in ('E', 'e') and prev_word_end == i
             i = _skip_quoted(sql, i, "'", escapes)
-            continue
-        if c == '"':
+        elif c == '"':
             i = _skip_quoted(sql, i, '"', False)
-            continue
-        if c == '$':
-            m = DOLLAR_TAG.match(sql, i)
-            if m:
-                close = sql.find(m.group(0), m.end())
-                if close < 0:
-                    raise ValueError('unterminated dollar-quoted string %s starting at line %d' % (
-                        m.group(0), _line_of(sql, i)))
-                i = close + len(m.group(0))
+        elif c == '$':
+            tag = DOLLAR_TAG.match(sql, i)
+            if tag is None:  # a positional parameter such as $1
+                i = end
                 continue
-            i += 1
-            continue
-        if c == '\\':
-            raise ValueError('psql meta-command at line %d (%s): only SQL is supported' % (
-                _line_of(sql, i), sql[i:].split(None, 1)[0][:20]))
-        if c == '(':
+            close = sql.find(tag.group(), tag.end())
+            if close < 0:
+                raise ValueError('unterminated dollar-quoted string %s starting at line %d'
+                                 % (tag.group(), _line_of(sql, i)))
+            i = close + len(tag.group())
+        elif c == '\\':
+            raise meta_command(i)
+        elif c == '(':
             paren_depth += 1
+            i = end
         elif c == ')':
             paren_depth = max(0, paren_depth - 1)
-        if IDENT_START.match(c):
-            m = IDENT_REST.match(sql, i + 1)
-            word = sql[i:m.end()]
-            i = m.end()
+            i = end
+        elif IDENT_START.match(c):
+            prev_word, prev_word_end = token, end
             if paren_depth == 0:
-                words.append(word)
-                if _is_routine_definition(words):
-                    upper = word.upper()
-                    if upper == 'BEGIN':
-                        begin_depth += 1
-                    elif upper == 'CASE' and begin_depth > 0:
+                words.append(token)
+                if len(words) <= 4:
+                    routine = _is_routine_definition(words)
+                if routine:
+                    upper = token.upper()
+                    if upper == 'BEGIN' or (upper == 'CASE' and begin_depth > 0):
                         begin_depth += 1
                     elif upper == 'END' and begin_depth > 0:
                         begin_depth -= 1
-            continue
-        i += 1
+            i = end
+        else:
+            i = end
     if start is not None:
-        finish(n)
+        text = sql[start:].strip()
+        if text:
+            statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words)))
     return statements
 
 
