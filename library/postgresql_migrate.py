@@ -195,24 +195,24 @@ EXAMPLES = r'''
 
 RETURN = r'''
 migrations:
-  description: One entry per migration file, in version order.
+  description:
+    - One entry per migration file, in version order.
+    - Optional keys appear only when they carry information, which keeps the result small when
+      there are thousands of migrations.
   returned: always
   type: list
   elements: dict
   sample:
+    - version: "000"
+      name: create_migrations_table
+      status: already_applied
+      changed: false
+      applied_at: "2026-11-23 10:00:00.123456+00"
     - version: "001"
       name: create_users_table
-      file: 001_create_users_table.sql
-      checksum: 3f1c0e0c9a8e4c1b6b0b3d2d7f7d1e1f0a1c2b3d4e5f60718293a4b5c6d7e8f9
-      transactional: true
       status: applied
       changed: true
       duration_ms: 12
-      applied_at: null
-      adopted: false
-      checksum_accepted: false
-      drift: false
-      message: ""
   contains:
     version:
       description: Version digits as written in the file name.
@@ -220,25 +220,10 @@ migrations:
       returned: always
       sample: "001"
     name:
-      description: Description part of the file name.
+      description: Description part of the file name (C(NNN_<name>.sql)).
       type: str
       returned: always
       sample: create_users_table
-    file:
-      description: File name.
-      type: str
-      returned: always
-      sample: 001_create_users_table.sql
-    checksum:
-      description: SHA-256 of the file (BOM removed, line endings normalized).
-      type: str
-      returned: always
-      sample: 3f1c0e0c9a8e4c1b6b0b3d2d7f7d1e1f0a1c2b3d4e5f60718293a4b5c6d7e8f9
-    transactional:
-      description: False for files marked C(no-transaction).
-      type: bool
-      returned: always
-      sample: true
     status:
       description:
         - C(applied) by this run; C(already_applied) before it; C(would_apply) in check mode;
@@ -255,34 +240,39 @@ migrations:
     duration_ms:
       description: Time the migration took in this run, in milliseconds.
       type: int
-      returned: always (null unless applied or failed by this run)
+      returned: when this run applied the version or it failed
       sample: 12
     applied_at:
       description: When the version was recorded, for versions applied before this run.
       type: str
-      returned: always (null unless already applied)
-      sample: "2026-11-23 10:00:00.123456+00:00"
+      returned: when already applied and the history table has an applied_at column
+      sample: "2026-11-23 10:00:00.123456+00"
     adopted:
       description: The version was recorded without a checksum (by the file itself or by hand)
         and this run filled in the file's checksum (would, in check mode).
       type: bool
-      returned: always
-      sample: false
+      returned: when true
+      sample: true
     checksum_accepted:
       description: The recorded checksum was replaced because of O(accept_checksums).
       type: bool
-      returned: always
-      sample: false
+      returned: when true
+      sample: true
     drift:
       description: The file changed since the version was applied.
       type: bool
-      returned: always
-      sample: false
+      returned: when true
+      sample: true
+    no_transaction:
+      description: The file is marked C(-- postgresql_migrate no-transaction) and runs outside a transaction.
+      type: bool
+      returned: when true
+      sample: true
     message:
       description: Why the version was skipped or failed, or what is wrong with it.
       type: str
-      returned: always
-      sample: ""
+      returned: when there is something to say
+      sample: beyond target_version 014
 applied:
   description: Versions applied by this run (or that would be, in check mode).
   returned: always
@@ -389,6 +379,7 @@ HISTORY_EXTRA_COLUMNS = (
     ('applied_by', 'text'),
     ('execution_ms', 'integer'),
 )
+BEGIN_PREFIX = 'BEGIN; '
 STATUSES = ('applied', 'already_applied', 'would_apply', 'failed', 'skipped', 'pending')
 
 
@@ -624,8 +615,22 @@ def needs_no_transaction(statement):
     return None
 
 
-def parse_migration(filename, raw, max_size):
-    """Build a Migration from a file name and its bytes; raise MigrationError when bad."""
+def header_of(sql):
+    """The blank and -- comment lines at the top of a file, where the no-transaction marker goes."""
+    lines = []
+    for line in sql.split('\n'):
+        stripped = line.strip()
+        if stripped and not stripped.startswith('--'):
+            break
+        lines.append(stripped)
+    return '\n'.join(lines)
+
+
+def read_migration(filename, raw, max_size):
+    """A Migration from a file name and its bytes: name, size, encoding and checksum checked.
+
+    Statements are split later (analyze_migration), only for files that will run.
+    """
     m = FILENAME_RE.match(filename)
     if not m:
         raise MigrationError(['%s: the name does not match NNN_description.sql' % filename])
@@ -640,38 +645,57 @@ def parse_migration(filename, raw, max_size):
     sql = normalize_sql(text)
     if '\x00' in sql:
         raise MigrationError(['%s: contains a NUL byte; save the file as UTF-8 text' % filename])
-    problems = []
+    transactional = not NO_TRANSACTION_RE.search(header_of(sql))
+    return Migration(m.group('version'), m.group('name'), filename, sql, checksum_of(sql), None, transactional)
+
+
+def analyze_migration(mig):
+    """Split a migration into statements and return the problems that keep it from running."""
     try:
-        statements = split_statements(sql)
+        mig.statements = split_statements(mig.sql)
     except ValueError as e:
-        raise MigrationError(['%s: %s' % (filename, e)])
-    if not statements:
-        problems.append('%s: contains no SQL statement' % filename)
-    # The marker counts only in the comments above the first statement.
-    header = '\n'.join(sql.split('\n')[:statements[0].line - 1]) if statements else sql
-    transactional = not NO_TRANSACTION_RE.search(header)
-    for st in statements:
+        return ['%s: %s' % (mig.filename, e)]
+    problems = []
+    if not mig.statements:
+        problems.append('%s: contains no SQL statement' % mig.filename)
+    for st in mig.statements:
         control = transaction_control(st)
         if control:
             problems.append('%s line %d: top-level %s. The module runs each migration in its own '
                             'transaction; remove the transaction control statements'
-                            % (filename, st.line, control))
+                            % (mig.filename, st.line, control))
         reason = needs_no_transaction(st)
-        if reason and transactional:
+        if reason and mig.transactional:
             problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '
                             'add the line "-- postgresql_migrate: no-transaction" to the file '
                             '(its statements then run one by one, without rollback on failure)'
-                            % (filename, st.line, reason))
+                            % (mig.filename, st.line, reason))
+    return problems
+
+
+def analyze_migrations(migrations):
+    """Analyze every migration; raise MigrationError listing every problem found."""
+    problems = []
+    for mig in migrations:
+        if mig.statements is None:
+            problems.extend(analyze_migration(mig))
     if problems:
         raise MigrationError(problems)
-    return Migration(m.group('version'), m.group('name'), filename, sql, checksum_of(sql),
-                     statements, transactional)
 
 
-def discover_migrations(path, max_size):
+def parse_migration(filename, raw, max_size):
+    """Build a fully checked Migration from a file name and its bytes; raise MigrationError when bad."""
+    mig = read_migration(filename, raw, max_size)
+    analyze_migrations([mig])
+    return mig
+
+
+def discover_migrations(path, max_size, analyze=True):
     """Read and check every migration file in path; return them in version order.
 
-    Raises MigrationError listing every problem found, before anything is written.
+    Raises MigrationError listing every problem found, before anything is written. With
+    analyze=False the statements are not split yet: the module splits only the files it will
+    run (analyze_migrations), since an applied file never runs again.
     """
     if not os.path.isdir(path):
         raise MigrationError(['%s is not a directory' % path])
@@ -699,10 +723,15 @@ def discover_migrations(path, max_size):
             problems.append('%s: cannot be read (%s)' % (filename, e.strerror or e))
             continue
         try:
-            mig = parse_migration(filename, raw, max_size)
+            mig = read_migration(filename, raw, max_size)
         except MigrationError as e:
             problems.extend(e.problems)
             continue
+        if analyze:
+            file_problems = analyze_migration(mig)
+            if file_problems:
+                problems.extend(file_problems)
+                continue
         if mig.number in by_number:
             problems.append('%s and %s: duplicate version %d' % (by_number[mig.number].filename, filename, mig.number))
             continue
@@ -878,8 +907,14 @@ class SqlFailure(Exception):
         self.message = getattr(diag, 'message_primary', None) or to_native(exc).strip()
         self.detail = getattr(diag, 'message_detail', None)
         self.hint = getattr(diag, 'message_hint', None)
-        self.position = getattr(diag, 'statement_position', None)
+        position = getattr(diag, 'statement_position', None)
+        self.position = int(position) if position and str(position).isdigit() else None
         super(SqlFailure, self).__init__(self.message)
+
+    @property
+    def connection_lost(self):
+        """The server did not answer: no SQLSTATE, or one of the connection/shutdown classes."""
+        return not self.sqlstate or self.sqlstate.startswith(('08', '57P'))
 
     def describe(self):
         text = ('SQLSTATE %s: %s' % (self.sqlstate, self.message)) if self.sqlstate else self.message
@@ -897,11 +932,15 @@ class Db(object):
         self.conn = conn
         self.cursor = conn.cursor(**pg_cursor_args)
 
-    def run(self, query, params=None):
+    def run(self, query, params=None, prefix_length=0):
+        """Execute; prefix_length is how much text was put before the statement the caller knows."""
         try:
             self.cursor.execute(query, params) if params is not None else self.cursor.execute(query)
         except Exception as e:  # psycopg2.Error and psycopg.Error share no import path here
-            raise SqlFailure(e)
+            failure = SqlFailure(e)
+            if failure.position:
+                failure.position = max(1, failure.position - prefix_length)
+            raise failure
 
     def rows(self, query, params=None):
         self.run(query, params)
@@ -979,14 +1018,27 @@ def ensure_history_table(db, table_sql, columns):
     return columns | set(c for c, _ in HISTORY_EXTRA_COLUMNS)
 
 
-def record_version(db, table_sql, mig, applied_by, execution_ms):
-    """Write the history row of a migration (the file may have inserted a bare one itself)."""
-    params = (mig.name, mig.checksum, applied_by, execution_ms, mig.version)
-    db.run('UPDATE %s SET name = %%s, applied_at = now(), checksum = %%s, applied_by = %%s, '
-           'execution_ms = %%s WHERE version = %%s' % table_sql, params)
-    if db.cursor.rowcount == 0:
-        db.run('INSERT INTO %s (name, applied_at, checksum, applied_by, execution_ms, version) '
-               'VALUES (%%s, now(), %%s, %%s, %%s, %%s)' % table_sql, params)
+RECORD_STATEMENT = 'postgresql_migrate_record'
+
+
+def prepare_record_version(db, table_sql):
+    """Prepare, once per session, the statement that writes a history row.
+
+    The file may have inserted a bare row itself, so it updates the row when present and inserts
+    one otherwise; no unique constraint is needed (the advisory lock keeps other runs out).
+    """
+    db.run('PREPARE {p} (text, text, text, text, integer) AS '
+           'WITH updated AS (UPDATE {t} SET name = $2, applied_at = now(), checksum = $3, applied_by = $4, '
+           'execution_ms = $5 WHERE version = $1 RETURNING 1) '
+           'INSERT INTO {t} (version, name, applied_at, checksum, applied_by, execution_ms) '
+           'SELECT $1, $2, now(), $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM updated)'
+           .format(p=RECORD_STATEMENT, t=table_sql))
+
+
+def record_version_and_commit(db, mig, applied_by, execution_ms):
+    """Write the history row and commit, in one round trip."""
+    db.run('EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT),
+           (mig.version, mig.name, mig.checksum, applied_by, execution_ms))
 
 
 def acquire_lock(db, key, wait_seconds):
@@ -1058,6 +1110,7 @@ class Runner(object):
         self.applied_by = applied_by
         self.lock_retries = lock_retries
         self.sleep = sleep
+        self.prepared = False
 
     def record_checksums(self, migrations):
         """Fill in adopted and accepted checksums, in one transaction."""
@@ -1072,8 +1125,7 @@ class Runner(object):
                             (mig.checksum, mig.version, mig.number))
             self.db.run('COMMIT')
         except SqlFailure:
-            self.db.rollback_quietly()
-            self.columns = None
+            self._forget_session_state()
             raise
 
     def apply(self, mig):
@@ -1098,27 +1150,41 @@ class Runner(object):
         started = time.monotonic()
         statement = None
         try:
-            self.db.run('BEGIN')
-            for statement in mig.statements:
-                self.db.run(statement.text)
+            for index, statement in enumerate(mig.statements):
+                if index == 0:  # BEGIN travels with the first statement: one round trip less
+                    self.db.run(BEGIN_PREFIX + statement.text, prefix_length=len(BEGIN_PREFIX))
+                else:
+                    self.db.run(statement.text)
             statement = None
             self._ensure_history()
             elapsed = int(round((time.monotonic() - started) * 1000))
-            record_version(self.db, self.table_sql, mig, self.applied_by, elapsed)
+            record_version_and_commit(self.db, mig, self.applied_by, elapsed)
         except SqlFailure as e:
-            self.db.rollback_quietly()
-            self.columns = None  # re-read: the rolled-back migration may have created the table
+            self._forget_session_state()
+            if statement is None and e.connection_lost:
+                # The history row and COMMIT were sent together: the outcome is unknown.
+                raise ApplyFailure(mig, None, e, during_commit=True)
             raise ApplyFailure(mig, statement, e)
-        try:
-            self.db.run('COMMIT')
-        except SqlFailure as e:
-            raise ApplyFailure(mig, None, e, during_commit=True)
         return elapsed
+
+    def _forget_session_state(self):
+        """After a failure: roll back and re-check the history table and statement next time."""
+        self.db.rollback_quietly()
+        self.columns = None  # the rolled-back migration may have created or changed the table
+        if self.prepared:
+            self.prepared = False
+            try:
+                self.db.run('DEALLOCATE %s' % RECORD_STATEMENT)
+            except SqlFailure:
+                pass  # connection gone: so is the prepared statement
 
     def _ensure_history(self):
         """Make the history table ready, once per run (a migration may have just created it)."""
         if self.columns is None or not self.columns.issuperset(c for c, _ in HISTORY_EXTRA_COLUMNS):
             self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
+        if not self.prepared:
+            prepare_record_version(self.db, self.table_sql)
+            self.prepared = True
 
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
@@ -1144,14 +1210,12 @@ class Runner(object):
         try:
             self.db.run('BEGIN')
             self._ensure_history()
-            elapsed = int(round((time.monotonic() - started) * 1000))
-            record_version(self.db, self.table_sql, mig, self.applied_by, elapsed)
             self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
-            self.db.run('COMMIT')
+            elapsed = int(round((time.monotonic() - started) * 1000))
+            record_version_and_commit(self.db, mig, self.applied_by, elapsed)
         except SqlFailure as e:
-            self.db.rollback_quietly()
-            self.columns = None
-            raise ApplyFailure(mig, None, e, during_commit=True)
+            self._forget_session_state()
+            raise ApplyFailure(mig, None, e, during_commit=e.connection_lost)
         return elapsed
 
 
@@ -1316,6 +1380,10 @@ def run(module, db, migrations, names, result):
     plan = plan_migrations(migrations, history, incomplete, params['target_version'],
                            params['allow_out_of_order'], params['accept_checksums'],
                            params['retry_incomplete'])
+    try:
+        analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
+    except MigrationError as e:
+        plan['problems'].extend(e.problems)
     for warning in plan['warnings']:
         module.warn(warning)
     result.update(entries=plan['entries'], missing=plan['missing'],
@@ -1335,10 +1403,31 @@ def run(module, db, migrations, names, result):
     execute_plan(runner, plan, entries_by_version, result)
 
 
+def result_entry(entry):
+    """The documented, compact form of a plan entry: optional keys only when they say something.
+
+    A run over a thousand migrations returns a thousand of these; Ansible's handling of the
+    result grows with its size.
+    """
+    out = dict(version=entry['version'], name=entry['name'], status=entry['status'], changed=entry['changed'])
+    if entry['duration_ms'] is not None:
+        out['duration_ms'] = entry['duration_ms']
+    if entry['applied_at']:
+        out['applied_at'] = entry['applied_at']
+    for flag in ('adopted', 'checksum_accepted', 'drift'):
+        if entry[flag]:
+            out[flag] = True
+    if not entry['transactional']:
+        out['no_transaction'] = True
+    if entry['message']:
+        out['message'] = entry['message']
+    return out
+
+
 def finish_result(result, migrations, diff, check_mode):
     """Turn the entries into the documented return values."""
     entries = result.pop('entries', [])
-    result['migrations'] = entries
+    result['migrations'] = [result_entry(e) for e in entries]
     result['summary'] = summarize(entries)
     result['applied'] = [e['version'] for e in entries if e['status'] in ('applied', 'would_apply')]
     result['pending'] = [e['version'] for e in entries
@@ -1367,7 +1456,7 @@ def main():
             raise TaskFailure('invalid parameters: ' + '; '.join(problems))
         ensure_required_libs(module)
         try:
-            migrations = discover_migrations(params['path'], params['max_file_size'])
+            migrations = discover_migrations(params['path'], params['max_file_size'], analyze=False)
         except MigrationError as e:
             raise TaskFailure('migration files in %s are not valid, nothing was applied: %s'
                               % (params['path'], '; '.join(e.problems)), problems=e.problems)

@@ -221,7 +221,7 @@ def test_no_transaction_migration_runs_outside_a_transaction(db, migrate, mdir):
 
     assert run.rc == 0, run.output
     entry = run.result["migrations"][-1]
-    assert entry["status"] == "applied" and entry["transactional"] is False
+    assert entry["status"] == "applied" and entry["no_transaction"] is True
     assert db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'one_id_idx'::regclass") == [(True,)]
     assert "schema_migrations_incomplete" in db.tables()
     assert db.sql("SELECT count(*) FROM schema_migrations_incomplete") == [(0,)]

@@ -130,7 +130,7 @@ def test_versions_applied_by_hand_are_adopted_not_rerun(db, migrate, pg):
     assert run.rc == 0, run.output
     statuses = run.status_of()
     assert statuses["000"] == statuses["001"] == "already_applied"
-    assert [m["adopted"] for m in run.result["migrations"][:2]] == [True, True]
+    assert [m.get("adopted") for m in run.result["migrations"]] == [True, True] + [None] * 6
     assert [v for v, s in statuses.items() if s == "applied"] == ST44_VERSIONS[2:]
     # Not run again: the index dropped by hand stays dropped.
     assert db.sql("SELECT indexname FROM pg_indexes WHERE tablename IN ('users', 'user_sessions') "
