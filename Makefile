@@ -8,13 +8,20 @@ PYTEST_ARGS ?=
 # on the two cores here roughly halve the wall time.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test clean
+.PHONY: setup test bench clean
 
 setup:
 	bash scripts/setup.sh
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# Figures, not a test: psql floor vs postgresql_migrate through ansible-playbook
+# (bench/README.md). Takes a few minutes; BENCH_ARGS="--sizes 10,100 --repeat 5".
+BENCH_ARGS ?=
+
+bench: setup
+	$(PYTHON_VENV) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .collections .cache
