@@ -121,9 +121,10 @@ options:
     default: 3
   statement_timeout:
     description:
-      - PostgreSQL C(statement_timeout) for migration statements. C(0) disables it.
+      - PostgreSQL C(statement_timeout) for migration statements, for example C(15min); C(0)
+        disables it.
+      - Unset, the setting of the server, database or role applies.
     type: str
-    default: '0'
   applied_by:
     description:
       - Recorded in the C(applied_by) column of every version this run applies (for example a
@@ -1262,7 +1263,7 @@ def argument_spec():
         lock_key=dict(type='int', no_log=False),
         lock_timeout=dict(type='str', default='5s'),
         lock_retries=dict(type='int', default=3),
-        statement_timeout=dict(type='str', default='0'),
+        statement_timeout=dict(type='str'),
         applied_by=dict(type='str'),
         max_file_size=dict(type='int', default=50 * 1024 * 1024),
     )
@@ -1275,7 +1276,7 @@ def validate_params(params):
         problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; '
                         'at most 52 characters for the table)' % params['table'])
     for name in ('lock_timeout', 'statement_timeout'):
-        if not PG_INTERVAL_RE.match(params[name]):
+        if params[name] is not None and not PG_INTERVAL_RE.fullmatch(params[name]):
             problems.append('%s %r is not a PostgreSQL duration such as 5s, 500ms or 0' % (name, params[name]))
     if params['lock_wait'] < 0:
         problems.append('lock_wait must be 0 or more seconds')
@@ -1345,7 +1346,8 @@ def prepare_session(db, params, check_mode):
                           'waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, or raise '
                           'lock_wait' % (params['db'], key, params['lock_wait'], holder))
     db.run("SELECT set_config('lock_timeout', %s, false)", (params['lock_timeout'].strip(),))
-    db.run("SELECT set_config('statement_timeout', %s, false)", (params['statement_timeout'].strip(),))
+    if params['statement_timeout'] is not None:
+        db.run("SELECT set_config('statement_timeout', %s, false)", (params['statement_timeout'].strip(),))
 
 
 def execute_plan(runner, plan, entries_by_version, result):

@@ -344,3 +344,15 @@ def test_unknown_database_is_clear(pg, mdir):
     assert run.rc == 2
     assert 'database "no_such_db" does not exist' in run.result["msg"]
     assert "check the db parameter" in run.result["msg"]
+
+
+def test_statement_timeout_stops_a_runaway_migration(db, migrate, mdir):
+    write(mdir, "001_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n")
+
+    run = migrate(mdir, statement_timeout="300ms")
+
+    assert run.rc == 2
+    assert run.result["failed_migration"]["sqlstate"] == "57014"
+    assert run.result["failed_migration"]["line"] == 2
+    assert "statement timeout" in run.result["msg"]
+    assert db.tables() == []

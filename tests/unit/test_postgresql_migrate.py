@@ -845,7 +845,7 @@ def test_defaults_are_valid():
     params = module_params()
     assert pm.validate_params(params) == []
     assert (params["table"], params["lock_timeout"], params["statement_timeout"], params["lock_wait"],
-            params["lock_retries"], params["max_file_size"]) == ("schema_migrations", "5s", "0", 60, 3, 52428800)
+            params["lock_retries"], params["max_file_size"]) == ("schema_migrations", "5s", None, 60, 3, 52428800)
 
 
 @pytest.mark.parametrize("table", [
