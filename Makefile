@@ -13,6 +13,23 @@ PYTEST_WORKERS ?= 2
 setup:
 	bash scripts/setup.sh
 
+# The deploy playbook against the local default (inventory/local): a PostgreSQL
+# for this checkout on this machine, started first if it is not running
+# (scripts/local-postgres.sh). Extra ansible-playbook arguments, e.g.
+# make deploy DEPLOY_ARGS="--check --diff"
+DEPLOY_ARGS ?=
+
+.PHONY: deploy local-pg-stop
+
+deploy: setup
+	bash scripts/local-postgres.sh
+	.venv/bin/ansible-playbook deploy-db.yml -i inventory/local $(DEPLOY_ARGS)
+
+# Stop the local default's server (its data stays in .local/ or the directory
+# the script named).
+local-pg-stop:
+	bash scripts/local-postgres.sh stop
+
 test: setup
 	$(PYTHON_VENV) -m pytest tests -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
