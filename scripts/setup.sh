@@ -53,6 +53,20 @@ if [[ $EUID -eq 0 ]]; then
     fi
 fi
 
+# Database hosts run modules with their system python (Debian's python3 with
+# python3-psycopg2), and so do the local default and the tests: tasks that
+# become 'postgres' cannot execute a venv whose python lives under /root.
+if [[ $EUID -eq 0 ]]; then
+    if /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
+        say "target python: /usr/bin/python3 with psycopg2"
+    else
+        say "target python: installing Debian packages python3 python3-psycopg2 with apt-get"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq python3 python3-psycopg2 >/dev/null
+    fi
+fi
+
 # --- Python virtualenv ------------------------------------------------------
 command -v "$PYTHON" >/dev/null || die "'$PYTHON' not found; Python >= 3.11 is required"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
