@@ -1,0 +1,1 @@
+"""Integration tests: the deploy, restore and status playbooks against a real PostgreSQL."""

@@ -1,0 +1,160 @@
+"""Fixtures for running the deploy, restore and status playbooks the way users do.
+
+Each test gets its own database (the ``db`` fixture), its own site directory for
+backups, releases, reports and a copy of the migrations (``site``), and a
+``deploy`` callable that runs ``ansible-playbook <playbook> -i <inventory>``
+against localhost and returns what the person at the terminal sees plus the
+JSON report the run wrote.
+
+The inventory is written per run. Secrets go only into a 0600 vars file passed
+with ``-e @file``, never onto the command line or into the inventory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import subprocess
+from contextlib import contextmanager
+from secrets import token_hex, token_urlsafe
+
+import psycopg2.sql
+import pytest
+from pgcluster import make_base_root
+
+from .support import (
+    MIGRATIONS,
+    REPO_ROOT,
+    ST44_TABLES,
+    SYSTEM_PYTHON,
+    DeployRun,
+    Site,
+    TcpLogin,
+    ansible_runner,
+)
+
+
+@pytest.fixture
+def site():
+    """A fresh directory tree for one test, with a copy of the st44 migrations."""
+    root = make_base_root(prefix="db-deploy-it-")
+    migrations = root / "migrations"
+    shutil.copytree(MIGRATIONS, migrations)
+    yield Site(root=root, migrations=migrations)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def socket_vars(pg, db, site) -> dict:
+    """Inventory vars for shape (a): unix socket, peer-style, become postgres."""
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": SYSTEM_PYTHON,
+        "ansible_become_method": "ansible.builtin.su",
+        "db_deploy_db_name": db.name,
+        "db_deploy_login_user": "postgres",
+        "db_deploy_login_unix_socket": str(pg.socket_dir),
+        "db_deploy_login_host": "",
+        "db_deploy_login_port": pg.port,
+        "db_deploy_become_user": "postgres",
+        "db_deploy_backup_dir": str(site.backups),
+        "db_deploy_release_root": str(site.releases),
+        "db_deploy_report_dir": str(site.reports),
+        "db_deploy_migrations_src": str(site.migrations),
+        "db_deploy_expected_tables": ST44_TABLES,
+    }
+
+
+@pytest.fixture
+def tcp_login(pg, db, socket_vars) -> TcpLogin:
+    """The database's owner, as in production: no superuser, CREATEDB (a restore
+    creates the database again), a random password; and the inventory vars to use it."""
+    role = "deployer_" + token_hex(4)
+    # ':' and '\' must be escaped in the pass file pg_dump and pg_restore read.
+    password = "Pw:" + token_urlsafe(18) + "\\x"
+    pg.create_role(role, password=password)
+    ident = psycopg2.sql.Identifier(role)
+    pg.sql(psycopg2.sql.SQL("ALTER ROLE {} CREATEDB").format(ident))
+    pg.sql(psycopg2.sql.SQL("ALTER DATABASE {} OWNER TO {}").format(psycopg2.sql.Identifier(db.name), ident))
+    tcp_vars = dict(socket_vars)
+    tcp_vars.update(
+        db_deploy_login_host="127.0.0.1",
+        db_deploy_login_unix_socket="",
+        db_deploy_login_user=role,
+        db_deploy_become_user="",
+        db_deploy_ssl_mode="disable",
+    )
+    yield TcpLogin(role=role, password=password, vars=tcp_vars)
+    # The role owns the deployed tables (and, after a restore, those of the kept copy).
+    try:
+        for (name,) in pg.sql("SELECT datname FROM pg_database WHERE datallowconn"):
+            pg.sql(psycopg2.sql.SQL("REASSIGN OWNED BY {} TO postgres").format(ident), dbname=name)
+        pg.sql(psycopg2.sql.SQL("DROP ROLE {}").format(ident))
+    except psycopg2.Error:
+        pass  # a throwaway cluster: a leftover role harms no other test
+
+
+@pytest.fixture
+def deploy(pg, db, site, socket_vars, tmp_path):
+    """deploy(playbook="deploy-db.yml", vars={...}, secrets={...}, extra_vars={...},
+    check=False, verbosity=0) -> DeployRun.
+
+    vars replace the socket shape's inventory vars; secrets go through a 0600
+    vars file; extra_vars are plain -e key=value (never secrets).
+    """
+    runs = iter(range(1000))
+
+    def _run(playbook: str = "deploy-db.yml", *, vars: dict | None = None, secrets: dict | None = None,
+             extra_vars: dict | None = None, check: bool = False, verbosity: int = 0,
+             timeout: float = 300) -> DeployRun:
+        n = next(runs)
+        host_vars = dict(vars if vars is not None else socket_vars)
+        inventory = tmp_path / f"inventory-{n}.yml"
+        inventory.write_text(json.dumps({"st44_db": {"hosts": {"localhost": host_vars}}}, indent=2))
+        cmd = [str(ansible_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook),
+               "-i", str(inventory)]
+        if secrets:
+            secret_file = tmp_path / f"secrets-{n}.json"
+            secret_file.touch(mode=0o600)
+            secret_file.chmod(0o600)
+            secret_file.write_text(json.dumps(secrets))
+            cmd += ["-e", f"@{secret_file}"]
+        for key, value in (extra_vars or {}).items():
+            cmd += ["-e", f"{key}={value}"]
+        if check:
+            cmd.append("--check")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        reports_before = set(site.reports.glob("*.json")) if site.reports.exists() else set()
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), capture_output=True, text=True,
+                              timeout=timeout)
+        new_reports = sorted(set(site.reports.glob("*.json")) - reports_before,
+                             key=lambda p: p.stat().st_mtime) if site.reports.exists() else []
+        report_path = new_reports[-1] if new_reports else None
+        report = json.loads(report_path.read_text()) if report_path else None
+        return DeployRun(proc.returncode, proc.stdout, proc.stderr, report, report_path)
+
+    yield _run
+    # A restore keeps <first 33 characters of the name>_before_restore_<time>; `db` drops only its own name.
+    pattern = db.name[:33].replace("_", r"\_") + r"\_before\_restore\_%"
+    for (name,) in pg.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(pattern,)):
+        pg.drop_database(name)
+
+
+@pytest.fixture
+def check_mode_lock(tmp_path_factory):
+    """Serialise the dry runs of this suite's xdist workers, so that comparing
+    /tmp before and after one of them does not see another's temporary files."""
+
+    @contextmanager
+    def _lock():
+        lock_file = tmp_path_factory.getbasetemp().parent / "db-deploy-dry-run.lock"
+        with open(lock_file, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    return _lock

@@ -1,0 +1,177 @@
+"""What the integration tests share: the st44 facts, where a deploy puts things,
+what a run returns, and small helpers that read the database.
+
+A module of its own (not conftest.py) so that test files import it by a name
+no other test directory uses.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2.sql
+
+_E2E = str(Path(__file__).resolve().parents[1] / "e2e")
+if _E2E not in sys.path:
+    sys.path.append(_E2E)
+
+import ansible_runner  # noqa: E402  (tests/e2e: env() for ansible-playbook)
+
+REPO_ROOT = ansible_runner.REPO_ROOT
+MIGRATIONS = REPO_ROOT / "migrations"
+ST44 = {
+    "000": "create_migrations_table",
+    "001": "create_users_table",
+    "011": "create_households_table",
+    "012": "create_household_members_table",
+    "013": "create_children_table",
+    "014": "create_tasks_table",
+    "015": "create_task_assignments_table",
+    "016": "create_task_completions_table",
+}
+ST44_VERSIONS = list(ST44)
+ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments",
+               "task_completions", "tasks", "user_sessions", "users"]
+
+# The modules run as `postgres`, which cannot execute the venv's python under /root.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+# "changed: [localhost] => (item=000 create_migrations_table applied) => {"
+VERSION_LINE = re.compile(r"^(changed|ok): \[localhost\] => \(item=(\d+) (\S+) (\S+)\)", re.M)
+RECAP_LINE = re.compile(r"^localhost\s+:\s+(.*)$", re.M)
+
+
+@dataclass
+class Site:
+    """Where one test's deploy puts things, reachable by the `postgres` OS user."""
+
+    root: Path
+    migrations: Path
+    backups: Path = field(init=False)
+    releases: Path = field(init=False)
+    reports: Path = field(init=False)
+
+    def __post_init__(self):
+        self.backups = self.root / "backups"
+        self.releases = self.root / "releases"
+        self.reports = self.root / "reports"
+
+    def backup_files(self) -> list[Path]:
+        return sorted(self.backups.glob("*.dump")) if self.backups.exists() else []
+
+    def shipped(self) -> list[Path]:
+        """Every file or directory under the release root."""
+        return sorted(self.releases.rglob("*")) if self.releases.exists() else []
+
+
+@dataclass
+class DeployRun:
+    rc: int
+    stdout: str
+    stderr: str
+    report: dict | None
+    report_path: Path | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def version_lines(self) -> list[tuple[str, str, str, str]]:
+        """(ansible state, version, name, status) of each 'Report each version' line."""
+        return VERSION_LINE.findall(self.stdout)
+
+    def recap(self) -> dict[str, int]:
+        """The PLAY RECAP counters of localhost: {'ok': 25, 'changed': 0, ...}."""
+        found = RECAP_LINE.findall(self.stdout)
+        assert found, "no PLAY RECAP line:\n" + self.output
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[-1])}
+
+
+def write_sql(directory: Path, name: str, sql: str) -> Path:
+    path = directory / name
+    path.write_text(sql)
+    return path
+
+
+def recorded_versions(db) -> list[str]:
+    return [v for (v,) in db.sql("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def row_counts(cluster, dbname: str) -> dict[str, int]:
+    """{table: row count} of every table in schema public of dbname."""
+    tables = [t for (t,) in cluster.sql(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
+    return {
+        t: cluster.sql(psycopg2.sql.SQL("SELECT count(*) FROM {}").format(psycopg2.sql.Identifier(t)),
+                       dbname=dbname)[0][0]
+        for t in tables
+    }
+
+
+def catalog(db) -> list:
+    """Every schema, relation, column, constraint and function outside the system
+    schemas: compared before and after a run that must change nothing."""
+    return db.sql(
+        "SELECT 'nsp', nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' "
+        "UNION ALL SELECT 'rel', n.nspname || '.' || c.relname || ':' || c.relkind::text FROM pg_class c "
+        " JOIN pg_namespace n ON n.oid = c.relnamespace "
+        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
+        "UNION ALL SELECT 'col', a.attrelid::regclass::text || '.' || a.attname FROM pg_attribute a "
+        " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND a.attnum > 0 "
+        "UNION ALL SELECT 'con', conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
+        "UNION ALL SELECT 'fn', p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1, 2")
+
+
+def public_tables(cluster, dbname: str) -> list[str]:
+    return [t for (t,) in cluster.sql(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
+
+
+def add_app_rows(db) -> None:
+    """What the app writes once the schema exists: two users, one household."""
+    db.sql("INSERT INTO users (email, password_hash) VALUES ('ann@example.com', 'x'), ('bob@example.com', 'y')")
+    db.sql("INSERT INTO households (name, created_by) SELECT 'Home', id FROM users WHERE email = 'ann@example.com'")
+
+
+NOTES_017 = (
+    "-- A new table of the next release.\n"
+    "CREATE TABLE IF NOT EXISTS household_notes (\n"
+    "    id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "    body text NOT NULL\n"
+    ");\n"
+    "INSERT INTO schema_migrations (version, name) VALUES ('017', 'add_household_notes')\n"
+    "ON CONFLICT (version) DO NOTHING;\n"
+)
+
+
+@dataclass
+class TcpLogin:
+    """Shape (b): TCP to 127.0.0.1 with a password; vars plus the secret, apart."""
+
+    role: str
+    password: str
+    vars: dict
+
+    def secrets(self, password: str | None = None) -> dict:
+        return {"db_deploy_login_password": self.password if password is None else password}
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def owner_of(path: Path) -> str:
+    return pwd.getpwuid(path.stat().st_uid).pw_name
+
+
+def dry_run_tmp_entries() -> set[str]:
+    return {name for name in os.listdir("/tmp") if "db-deploy-check" in name}
