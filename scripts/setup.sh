@@ -17,9 +17,15 @@ WHEEL_DIR="$ROOT/.cache/wheels"
 # community.postgresql 4.2.0.
 ANSIBLE_BUNDLE="ansible==12.3.0"
 # Collections to take from that bundle, as name:major version that must be
-# installed (keep in line with requirements.yml). Later, for example:
-# containers.podman:1 ansible.posix:2 community.general:11
-COLLECTIONS=(community.postgresql:4)
+# installed (keep in line with requirements.yml). containers.podman: the
+# Molecule scenarios (molecule/) reach their container with its connection
+# plugin, and make test runs them.
+COLLECTIONS=(community.postgresql:4 containers.podman:1)
+# Molecule's docker driver (ST44_MOLECULE_DRIVER=docker, molecule/README.md) needs
+# these instead; only installed when asked for.
+if [[ "${ST44_MOLECULE_DRIVER:-podman}" == docker ]]; then
+    COLLECTIONS+=(community.docker:4 ansible.posix:2 community.library_inventory_filtering_v1:1)
+fi
 # Which package provides the PostgreSQL server binaries on Debian.
 PG_PACKAGE=postgresql
 
