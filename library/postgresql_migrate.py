@@ -719,7 +719,7 @@ def discover_migrations(path, max_size, analyze=True):
                 if size > max_size:
                     problems.append('%s: %d bytes is larger than max_file_size (%d)' % (filename, size, max_size))
                     continue
-                raw = f.read(max_size + 1)
+                raw = f.read(size + 1)  # not max_size: a 50 MB buffer per file costs time
         except (IOError, OSError) as e:
             problems.append('%s: cannot be read (%s)' % (filename, e.strerror or e))
             continue
