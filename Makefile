@@ -52,6 +52,10 @@ MOLECULE_ARGS ?= --all
 
 .PHONY: molecule
 
+# Containers are named after this checkout, as tests/test_molecule.py names them.
+ST44_MOLECULE_PREFIX ?= st44-molecule-$(shell printf %s "$(CURDIR)" | sha1sum | cut -c1-8)
+
 molecule: setup
 	bash scripts/setup-molecule.sh
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/molecule test $(MOLECULE_ARGS)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" ST44_MOLECULE_PREFIX="$(ST44_MOLECULE_PREFIX)" \
+		.venv/bin/molecule test $(MOLECULE_ARGS)

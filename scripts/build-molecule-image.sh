@@ -6,6 +6,7 @@
 #
 #   scripts/build-molecule-image.sh            # build unless the image is there
 #   scripts/build-molecule-image.sh --force    # build again
+#   scripts/build-molecule-image.sh --check    # exit 0 if the image is up to date, 3 if not
 #
 # ST44_MOLECULE_DRIVER picks the engine (podman, the default, or docker);
 # ST44_MOLECULE_IMAGE the name; ST44_MOLECULE_IMAGE_MIRROR overrides the mirror taken
@@ -34,13 +35,18 @@ case "$ENGINE" in
 esac
 command -v "$ENGINE" >/dev/null || die "$ENGINE is not installed (scripts/setup-molecule.sh installs podman)"
 
-force=false
-[[ "${1:-}" == "--force" ]] && force=true
+force=false check=false
+case "${1:-}" in
+    --force) force=true ;;
+    --check) check=true ;;
+    "") ;;
+    *) die "unknown argument '$1' (--force or --check)" ;;
+esac
 
-# Several scenario runs may start at once (pytest workers): one builds, the
+# Several scenario runs may start at once (pytest workers, other checkouts: the
+# image belongs to the machine's engine, so the lock does too): one builds, the
 # others wait for it and then find the image.
-mkdir -p .cache
-exec 9>.cache/molecule-image.lock
+exec 9>"${TMPDIR:-/tmp}/st44-molecule-image.$(id -u).lock"
 flock 9
 
 current_recipe() {
@@ -50,6 +56,10 @@ current_recipe() {
 if ! $force && [[ "$(current_recipe)" == "$RECIPE" ]]; then
     say "$IMAGE: present in $ENGINE (recipe $RECIPE)"
     exit 0
+fi
+if $check; then
+    say "$IMAGE: missing in $ENGINE or built from another recipe (wanted $RECIPE)"
+    exit 3
 fi
 
 [[ $EUID -eq 0 ]] || die "building $IMAGE needs root (debootstrap); run this script as root once"

@@ -37,9 +37,11 @@ bash scripts/setup.sh
 apt_install() {
     [[ $EUID -eq 0 ]] || die "missing Debian packages: $*; install them as root: apt-get install $*"
     say "installing Debian packages $* with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "$@" >/dev/null
+    local out
+    # Another checkout's set-up may hold dpkg's lock: wait for it, not fail.
+    out="$(export DEBIAN_FRONTEND=noninteractive; apt-get update -qq -o DPkg::Lock::Timeout=600 2>&1 \
+        && apt-get install -y -qq -o DPkg::Lock::Timeout=600 "$@" 2>&1)" \
+        || { printf '%s\n' "$out" >&2; die "apt-get install $* failed (output above)"; }
 }
 
 # --- Molecule ---------------------------------------------------------------
@@ -59,6 +61,8 @@ if [[ "$ENGINE" == podman ]]; then
     command -v podman >/dev/null || missing+=(podman)
     # The runtime the drop-in below selects, when it is needed.
     command -v runc >/dev/null || missing+=(runc)
+    # A podman just installed has no image yet: building it needs debootstrap.
+    if ((${#missing[@]})) && ! command -v debootstrap >/dev/null; then missing+=(debootstrap); fi
     if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
     say "podman: $(podman --version)"
 else
@@ -68,11 +72,12 @@ else
 fi
 
 # --- Image --------------------------------------------------------------------
-# Building needs debootstrap; only install it when the image must be built.
-if ! "$ENGINE" image inspect "$IMAGE" >/dev/null 2>&1; then
-    command -v debootstrap >/dev/null || apt_install debootstrap
+# Building needs debootstrap: installed only when the image must be built.
+export ST44_MOLECULE_DRIVER="$ENGINE" ST44_MOLECULE_IMAGE="$IMAGE"
+if ! command -v debootstrap >/dev/null && ! bash scripts/build-molecule-image.sh --check >/dev/null; then
+    apt_install debootstrap
 fi
-ST44_MOLECULE_DRIVER="$ENGINE" ST44_MOLECULE_IMAGE="$IMAGE" bash scripts/build-molecule-image.sh
+bash scripts/build-molecule-image.sh
 
 # --- A container starts -------------------------------------------------------
 probe() { "$ENGINE" run --rm --network=none "$IMAGE" true 2>&1; }
