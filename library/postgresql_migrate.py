@@ -1336,6 +1336,10 @@ def prepare_session(db, params, check_mode):
     if db.value('SELECT pg_is_in_recovery() AS v'):
         raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true) and cannot be migrated; '
                           'point login_host/login_port at the primary. Nothing was applied')
+    # If this process dies (a killed container or CI job), the server notices within a second, even
+    # in the middle of a long statement: it rolls the migration back and frees the lock at once.
+    db.run("SELECT set_config('client_connection_check_interval', '1s', false) "
+           "WHERE current_setting('server_version_num')::int >= 140000")
     if check_mode:
         db.run("SELECT set_config('default_transaction_read_only', 'on', false)")
         return

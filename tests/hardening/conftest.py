@@ -1,0 +1,265 @@
+"""Fixtures for the hardening suite: faults injected into real runs.
+
+Reuses the integration fixtures (a site directory, the two connection shapes,
+``deploy`` running the real deploy-db.yml) and the e2e runner (the module
+through ansible-playbook), and adds what a fault needs: a run started in the
+background in its own process group, polling of pg_stat_activity, and a
+PostgreSQL of its own for tests that restart the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from pgcluster import PgCluster
+
+from integration.conftest import deploy, site, socket_vars, tcp_login  # noqa: F401  (fixtures)
+from integration.support import REPO_ROOT, DeployRun, Site, ansible_runner
+
+__all__ = ["deploy", "site", "socket_vars", "tcp_login"]
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.05, what: str = "condition"):
+    """Poll predicate() until it returns something truthy; return it, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def backends(cluster, dbname: str, query_like: str = "%") -> list[tuple]:
+    """(pid, application_name, state, wait_event_type, query) of client backends in dbname."""
+    return cluster.sql(
+        "SELECT pid, application_name, state, wait_event_type, query FROM pg_stat_activity "
+        "WHERE datname = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+        "AND query LIKE %s ORDER BY backend_start",
+        params=(dbname, query_like))
+
+
+def wait_for_backend(cluster, dbname: str, query_like: str, timeout: float = 60, state: str | None = None):
+    """The pid of the first backend of dbname running a query LIKE query_like."""
+    def found():
+        rows = [r for r in backends(cluster, dbname, query_like) if state is None or r[2] == state]
+        return rows[0][0] if rows else None
+    return wait_for(found, timeout, what=f"a backend running {query_like!r} in {dbname}")
+
+
+def pids_alive(pids) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):
+                    continue  # a zombie has already exited
+            alive.append(pid)
+        except FileNotFoundError:
+            pass
+    return alive
+
+
+def process_tree(root: int) -> list[int]:
+    """root and every process descending from it, right now."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return pids_alive(tree)
+
+
+def module_pids(pids) -> list[int]:
+    """Those of pids that run our postgresql_migrate module (AnsiballZ), not a shell around it."""
+    found = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if "python" in os.path.basename(argv[0].decode(errors="replace")) and any(
+                b"AnsiballZ_postgresql_migrate" in a for a in argv[1:]):
+            found.append(pid)
+    return found
+
+
+@dataclass
+class Background:
+    """A run of ansible-playbook started in its own process group, as a CI job runs it."""
+
+    proc: subprocess.Popen
+    workdir: Path
+    report_dir: Path | None = None
+    orphans: list[int] = field(default_factory=list)  # processes of the run that outlived it
+
+    def kill_group(self, sig=signal.SIGKILL) -> None:
+        """What a CI runner does on cancel: signal the job's whole process group."""
+        os.killpg(self.proc.pid, sig)
+
+    def kill_playbook_only(self, sig=signal.SIGKILL) -> None:
+        self.proc.send_signal(sig)
+
+    def tree(self) -> list[int]:
+        return process_tree(self.proc.pid)
+
+    def kill_tree(self) -> list[int]:
+        """What a killed container or a runner that kills the process tree does: every
+        process of the run, whatever its process group or session, killed at once."""
+        pids = self.tree()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)  # nobody forks or reacts while we kill
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return pids
+
+    def finish(self, timeout: float = 300) -> DeployRun:
+        out, err = self.proc.communicate(timeout=timeout)
+        report = report_path = None
+        if self.report_dir and self.report_dir.exists():
+            found = sorted(self.report_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            if found:
+                report_path = found[-1]
+                report = json.loads(report_path.read_text())
+        return DeployRun(self.proc.returncode, out, err, report, report_path)
+
+    def result(self) -> dict:
+        """The module's registered result (module runs through tests/e2e's runner)."""
+        path = self.workdir / "result.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
+                 verbosity: int = 0, playbook: str = "deploy-db.yml") -> Background:
+    """Start deploy-db.yml in the background, in a new session (its own process group)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    inventory = workdir / "inventory.yml"
+    inventory.write_text(json.dumps({"st44_db": {"hosts": {"localhost": host_vars}}}))
+    cmd = [str(ansible_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook), "-i", str(inventory)]
+    if secrets:
+        secret_file = workdir / "secrets.json"
+        secret_file.touch(mode=0o600)
+        secret_file.write_text(json.dumps(secrets))
+        cmd += ["-e", f"@{secret_file}"]
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return Background(proc, workdir, Path(host_vars["db_deploy_report_dir"]))
+
+
+def start_module(module_args: dict, workdir: Path) -> Background:
+    """Start the module through ansible-playbook in the background, in its own process group."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    playbook, secrets = ansible_runner.write_playbook(workdir, module_args, {})
+    cmd = ansible_runner.command(playbook, secrets, False, False, 0)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return Background(proc, workdir)
+
+
+@dataclass
+class OwnDatabase:
+    """A database on own_pg, with the helpers of tests/conftest.py's Database."""
+
+    cluster: PgCluster
+    name: str
+
+    def sql(self, query, params=None):
+        return self.cluster.sql(query, dbname=self.name, params=params)
+
+    def connect(self, **kwargs):
+        return self.cluster.connect(self.name, **kwargs)
+
+    def login_params(self, **kwargs) -> dict:
+        return self.cluster.login_params(self.name, **kwargs)
+
+    def tables(self, schema: str = "public") -> list[str]:
+        return [t for (t,) in self.sql("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
+                                       (schema,))]
+
+
+@pytest.fixture
+def reap():
+    """Kill, at the end of the test, any process group a test started and left behind."""
+    started: list[Background] = []
+    yield started.append
+    for bg in started:
+        for pid in bg.orphans + bg.tree():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if bg.proc.poll() is None:
+            bg.proc.kill()
+        bg.proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def own_pg(cluster_root, request):
+    """A PostgreSQL of this test module's own: tests here stop and restart it."""
+    name = "own-" + request.module.__name__.rsplit(".", 1)[-1][:20] + "-" + uuid.uuid4().hex[:6]
+    cluster = PgCluster(cluster_root / name, settings={"max_connections": 50})
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def own_db(own_pg):
+    """A fresh database on own_pg (the server is started again if a test left it down)."""
+    if not own_pg.is_running:
+        own_pg.start()
+    name = "h_" + uuid.uuid4().hex[:10]
+    own_pg.create_database(name)
+    yield OwnDatabase(own_pg, name)
+    if not own_pg.is_running:
+        own_pg.start()
+    own_pg.drop_database(name)
+
+
+@pytest.fixture
+def hsite():
+    """Like `site`, for tests that need several at once; removed afterwards."""
+    from pgcluster import make_base_root
+    made = []
+
+    def _make(migrations_src: Path | None = None) -> Site:
+        root = make_base_root(prefix="db-deploy-h-")
+        migrations = root / "migrations"
+        if migrations_src:
+            shutil.copytree(migrations_src, migrations)
+        else:
+            migrations.mkdir()
+        made.append(root)
+        return Site(root=root, migrations=migrations)
+
+    yield _make
+    for root in made:
+        shutil.rmtree(root, ignore_errors=True)
