@@ -1235,6 +1235,10 @@ def failure_message(failure, applied_versions, check_hint):
     if failure.during_commit:
         text += ('. The connection failed while committing, so whether %s was recorded is unknown; rerun: '
                  'the next run applies it only if it is not recorded' % d['version'])
+    elif failure.mig.transactional and failure.failure.connection_lost:
+        text += ('. The run lost the connection to the database (the server restarted or stopped, or the session '
+                 'was terminated). Nothing of %s was applied (its transaction was rolled back)' % d['version'])
+        check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % d['version']
     elif failure.mig.transactional:
         text += '. Nothing of %s was applied (its transaction was rolled back)' % d['version']
     else:
