@@ -360,13 +360,29 @@ NO_TRANSACTION_RE = re.compile(r'^--\s*postgresql_migrate\s*:\s*no-transaction\s
 # The table part stops at 52 characters so that "<table>_incomplete" fits PostgreSQL's 63.
 TABLE_RE = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,51}')
 PG_INTERVAL_RE = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*$')
-IDENT_START = re.compile(r'[A-Za-z_\u0080-\U0010ffff]')
 WHITESPACE = ' \t\n\r\f\v'
-# One lexical token at a time: whitespace, a -- comment, the start of a /* comment, a word, a run
-# of characters that matter to nobody (digits, operators, commas), or a single other character.
-TOKEN_RE = re.compile(r"[ \t\n\r\f\v]+|--[^\n]*|/\*|[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*"
-                      r"|[^ \t\n\r\f\v;'\"$()\\/A-Za-z_\u0080-\U0010ffff-]+|.", re.DOTALL)
-DOLLAR_TAG = re.compile(r'\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$')
+# Character classes as PostgreSQL's lexer has them: a letter, "_" or any non-ASCII character
+# starts an identifier; digits and "$" may follow. They are written as "everything but these
+# ASCII characters", which compiles in microseconds where a range up to U+10FFFF takes
+# milliseconds: the module pays for compiling its patterns on every run.
+_IDENT_START = r'[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]'
+_IDENT_CONT = r'[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]'
+_TAG_CONT = r'[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]'
+_IDENT = _IDENT_START + _IDENT_CONT + '*'
+# ASCII characters that matter to nobody: not whitespace, ; ' " $ ( ) \\ / -, letters or "_".
+_INERT = r'[\x00-\x08\x0e-\x1f!#%&*+,.0-9:<=>?@\[\]^\x60{|}~\x7f]'
+IDENT_START = re.compile(_IDENT_START)
+# One lexical token at a time, after the whitespace before it: a -- comment, the start of a /*
+# comment, a word, a run of characters that matter to nobody (digits, operators, commas), or a
+# single other character (whitespace only at the very end of the text).
+TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(--[^\n]*|/\*|' + _IDENT + '|' + _INERT + '+|.)', re.DOTALL)
+# Once a statement's leading keywords are known, everything up to the next character that can
+# end it, open a literal, a comment or a parenthesis is skipped in one match: whitespace, inert
+# characters, a "-" or "/" that does not open a comment, and whole identifiers (so that the "$"
+# inside one is not taken for a dollar quote) except one right before a quote, which the token
+# loop reads (E'...' takes backslash escapes).
+SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + _IDENT + "(?!'|" + _IDENT_CONT + r')|-(?!-)|/(?!\*))+')
+DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
 BOM = u'\ufeff'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
@@ -393,7 +409,12 @@ class MigrationError(Exception):
 
 
 class Statement(object):
-    """One SQL statement of a file: its text, the line it starts on and its leading keywords."""
+    """One SQL statement of a file: its text, the line it starts on and its leading keywords.
+
+    words holds the first four words outside parentheses and literals, which is all that
+    transaction_control and needs_no_transaction look at; every such word for ALTER (DETACH
+    PARTITION ... CONCURRENTLY ends the statement) and for routine definitions (BEGIN ATOMIC).
+    """
 
     __slots__ = ('text', 'line', 'words')
 
@@ -443,23 +464,24 @@ def _line_of(text, offset):
     return text.count('\n', 0, offset) + 1
 
 
+# The rest of a quoted literal after its opening quote, up to and including the closing one: a
+# doubled quote stands for itself; in E'' strings a backslash escapes the next character.
+QUOTED_REST = {
+    ("'", False): re.compile(r"(?:[^']|'')*'"),
+    ("'", True): re.compile(r"(?:[^'\\]|''|\\.)*'", re.DOTALL),
+    ('"', False): re.compile(r'(?:[^"]|"")*"'),
+}
+
+
 def _skip_quoted(sql, i, quote, backslash_escapes):
     """Return the index just past the quoted literal that starts at sql[i] (the quote)."""
-    n = len(sql)
-    j = i + 1
-    while j < n:
-        c = sql[j]
-        if backslash_escapes and c == '\\':
-            j += 2
-            continue
-        if c == quote:
-            if j + 1 < n and sql[j + 1] == quote:
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    raise ValueError('unterminated %s starting at line %d' % (
-        'quoted identifier' if quote == '"' else 'string literal', _line_of(sql, i)))
+    m = QUOTED_REST[quote, backslash_escapes].match(sql, i + 1)
+    # A match that ends just before another quote took the first half of a doubled quote as the
+    # end: the regex found it by backtracking because the literal is not terminated.
+    if m is None or sql.startswith(quote, m.end()):
+        raise ValueError('unterminated %s starting at line %d' % (
+            'quoted identifier' if quote == '"' else 'string literal', _line_of(sql, i)))
+    return m.end()
 
 
 def _skip_block_comment(sql, i):
@@ -482,6 +504,8 @@ def _skip_block_comment(sql, i):
 
 def _is_routine_definition(words):
     """CREATE [OR REPLACE] FUNCTION|PROCEDURE: may hold a BEGIN ATOMIC ... END body."""
+    if words[0].upper() != 'CREATE':
+        return False
     w = [x.upper() for x in words[:4]]
     if len(w) >= 2 and w[0] == 'CREATE' and w[1] in ('FUNCTION', 'PROCEDURE'):
         return True
@@ -504,6 +528,7 @@ def split_statements(sql):
     routine = False        # CREATE [OR REPLACE] FUNCTION|PROCEDURE
     paren_depth = begin_depth = 0
     line, line_pos = 1, 0  # line number at offset line_pos, advanced incrementally
+    all_words = False      # ALTER: needs_no_transaction looks at every word
     prev_word, prev_word_end = None, -1
 
     def meta_command(at):
@@ -511,8 +536,16 @@ def split_statements(sql):
                           % (_line_of(sql, at), sql[at:].split(None, 1)[0][:20]))
 
     while i < n:
+        if start is not None and (paren_depth or (len(words) >= 4 and not routine and not all_words)):
+            # The leading keywords are known: jump to the next character that matters.
+            skipped = SKIP_RE.match(sql, i)
+            if skipped is not None:
+                i = skipped.end()
+                if i >= n:
+                    break
         m = TOKEN_RE.match(sql, i)
-        token = m.group()
+        i = m.start(1)
+        token = m.group(1)
         c = token[0]
         end = m.end()
         if c in WHITESPACE or token.startswith('--'):
@@ -531,7 +564,7 @@ def split_statements(sql):
                 line += sql.count('\n', line_pos, start)
                 line_pos = start
                 statements.append(Statement(sql[start:i].strip(), line, tuple(words)))
-                start, words, routine, paren_depth, begin_depth = None, [], False, 0, 0
+                start, words, routine, all_words, paren_depth, begin_depth = None, [], False, False, 0, 0
             i = end
         elif c == "'":
             escapes = prev_word in ('E', 'e') and prev_word_end == i
@@ -560,7 +593,9 @@ def split_statements(sql):
             prev_word, prev_word_end = token, end
             if paren_depth == 0:
                 words.append(token)
-                if len(words) <= 4:
+                if len(words) == 1:
+                    all_words = token.upper() == 'ALTER'
+                elif len(words) in (2, 4):
                     routine = _is_routine_definition(words)
                 if routine:
                     upper = token.upper()
@@ -703,18 +738,23 @@ def discover_migrations(path, max_size, analyze=True):
     root = os.path.realpath(path)
     problems = []
     by_number = {}
-    for filename in sorted(os.listdir(path)):
-        if filename.startswith('.') or not filename.lower().endswith('.sql'):
+    with os.scandir(path) as listing:
+        entries = sorted((e for e in listing if not e.name.startswith('.') and e.name.lower().endswith('.sql')),
+                         key=lambda e: e.name)
+    for entry in entries:
+        filename = entry.name
+        if entry.is_symlink():  # only a link can lead out of the directory
+            real = os.path.realpath(entry.path)
+            if os.path.commonpath([root, real]) != root:
+                problems.append('%s: a symbolic link to %s, outside the migrations directory' % (filename, real))
+                continue
+        if entry.is_dir():
             continue
-        full = os.path.join(path, filename)
-        if os.path.isdir(full):
-            continue
-        real = os.path.realpath(full)
-        if os.path.commonpath([root, real]) != root:
-            problems.append('%s: a symbolic link to %s, outside the migrations directory' % (filename, real))
+        if not entry.is_file() and os.path.exists(entry.path):  # a FIFO or a device: reading would hang
+            problems.append('%s: not a regular file' % filename)
             continue
         try:
-            with open(full, 'rb') as f:
+            with open(entry.path, 'rb') as f:
                 size = os.fstat(f.fileno()).st_size
                 if size > max_size:
                     problems.append('%s: %d bytes is larger than max_file_size (%d)' % (filename, size, max_size))

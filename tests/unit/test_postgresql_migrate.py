@@ -535,6 +535,13 @@ def test_unreadable_file_is_reported(tmp_path):
     assert discovery_problems(tmp_path) == ["002_gone.sql: cannot be read (No such file or directory)"]
 
 
+def test_fifo_is_refused_instead_of_read(tmp_path):
+    # opening a named pipe for reading blocks until a writer comes: the run would hang
+    write(tmp_path, "001_a.sql")
+    os.mkfifo(str(tmp_path / "002_pipe.sql"))
+    assert discovery_problems(tmp_path) == ["002_pipe.sql: not a regular file"]
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads mode-000 files")
 def test_file_without_read_permission_is_reported(tmp_path):
     path = write(tmp_path, "001_secret.sql")
