@@ -24,8 +24,8 @@ description:
     session is read-only); the result lists exactly the versions a real run would apply and
     fails for the same reasons a real run would fail (drift, out-of-order, bad files).
   - Every file is read and checked before anything is written. Duplicate versions, names that
-    do not match C(NNN_description.sql), unreadable, empty or non-UTF-8 files, symbolic links
-    leading out of O(path), top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands
+    do not match C(NNN_description.sql), unreadable, empty or non-UTF-8 files, files that are
+    not regular files (a FIFO would hang the run), symbolic links leading out of O(path), top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands
     stop the run with a message naming every offending file.
   - "A file whose statements cannot run inside a transaction block (for example
     C(CREATE INDEX CONCURRENTLY)) must say so with the line
