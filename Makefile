@@ -5,7 +5,9 @@ PYTHON_VENV := .venv/bin/python
 PYTEST_ARGS ?=
 # Parallel pytest workers (pytest-xdist); each starts its own PostgreSQL.
 # The e2e tests mostly wait on ansible-playbook subprocesses, so two workers
-# on the two cores here roughly halve the wall time.
+# on the two cores here roughly halve the wall time. worksteal: an idle worker
+# takes tests queued on the other, so the four Molecule scenarios (last in the
+# queue, two minutes each) run two at a time instead of on one worker.
 PYTEST_WORKERS ?= 2
 
 .PHONY: setup test bench clean
@@ -31,7 +33,7 @@ local-pg-stop:
 	bash scripts/local-postgres.sh stop
 
 test: setup
-	$(PYTHON_VENV) -m pytest tests -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PYTHON_VENV) -m pytest tests -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Figures, not a test: psql floor vs postgresql_migrate through ansible-playbook
 # (bench/README.md). Takes a few minutes; BENCH_ARGS="--sizes 10,100 --repeat 5".
