@@ -140,7 +140,9 @@ class Background:
         return pids
 
     def finish(self, timeout: float = 300) -> DeployRun:
-        out, err = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)
+        out = (self.workdir / "stdout").read_text(errors="replace")
+        err = (self.workdir / "stderr").read_text(errors="replace")
         report = report_path = None
         if self.report_dir and self.report_dir.exists():
             found = sorted(self.report_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
@@ -153,6 +155,13 @@ class Background:
         """The module's registered result (module runs through tests/e2e's runner)."""
         path = self.workdir / "result.json"
         return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _popen(cmd: list[str], workdir: Path) -> subprocess.Popen:
+    """Output goes to files, not pipes: a verbose run never blocks on a full pipe."""
+    with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), stdout=out, stderr=err,
+                                start_new_session=True)
 
 
 def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
@@ -169,9 +178,7 @@ def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
         cmd += ["-e", f"@{secret_file}"]
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    return Background(proc, workdir, Path(host_vars["db_deploy_report_dir"]))
+    return Background(_popen(cmd, workdir), workdir, Path(host_vars["db_deploy_report_dir"]))
 
 
 def start_module(module_args: dict, workdir: Path) -> Background:
@@ -179,9 +186,7 @@ def start_module(module_args: dict, workdir: Path) -> Background:
     workdir.mkdir(parents=True, exist_ok=True)
     playbook, secrets = ansible_runner.write_playbook(workdir, module_args, {})
     cmd = ansible_runner.command(playbook, secrets, False, False, 0)
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    return Background(proc, workdir)
+    return Background(_popen(cmd, workdir), workdir)
 
 
 @dataclass
@@ -218,7 +223,7 @@ def reap():
                 pass
         if bg.proc.poll() is None:
             bg.proc.kill()
-        bg.proc.communicate()
+        bg.proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,93 @@
+"""The database password appears nowhere: not in any output at -vvv, the JSON report,
+the process list while pg_dump runs, file names, the backup, or the server log.
+
+The deploy runs over TCP with a random password containing ':' and '\\' (which
+the pass file escapes, so the escaped form is searched too). pg_dump is held
+mid-run by a lock on a table it must read, so that the process list is sampled
+while it runs: every /proc/<pid>/cmdline and /proc/<pid>/environ of the
+machine. The server logs every statement of the test database meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import start_deploy, wait_for
+from integration.support import NOTES_017, ansible_runner, mode_of, write_sql
+
+pytestmark = [pytest.mark.e2e]
+
+
+def forms_of(password: str) -> list[str]:
+    """The password as typed, and as the pass file writes it."""
+    return [password, password.replace("\\", "\\\\").replace(":", "\\:")]
+
+
+def process_texts() -> dict[str, bytes]:
+    texts = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            for name in ("cmdline", "environ"):
+                try:
+                    texts[f"/proc/{entry}/{name}"] = Path(f"/proc/{entry}/{name}").read_bytes()
+                except OSError:
+                    pass  # gone meanwhile
+    return texts
+
+
+def test_password_appears_nowhere_even_at_vvv_and_while_pg_dump_runs(pg, db, site, tcp_login, tmp_path, reap):
+    secrets = forms_of(tcp_login.password)
+    assert ":" in tcp_login.password and "\\" in tcp_login.password
+    db.sql(f'ALTER DATABASE "{db.name}" SET log_statement = \'all\'')
+    log_start = len(pg.log_text())
+    # The st44 tables, owned by the deploy's role (as a deploy would leave them).
+    first = ansible_runner.run_migrate(
+        dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port,
+             login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
+    assert first.rc == 0, first.output
+    write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)  # something to back up for
+    blocker = db.connect()
+    blocker.autocommit = False
+    blocker.cursor().execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+    try:
+        run = start_deploy(tcp_login.vars, tmp_path / "run", secrets=tcp_login.secrets(), verbosity=3)
+        reap(run)
+        def pg_dump_waits():
+            assert run.proc.poll() is None, "the deploy ended early:\n" + run.finish().output[-3000:]
+            return db.sql("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'pg_dump' "
+                          "AND wait_event_type = 'Lock'", (db.name,))
+        wait_for(pg_dump_waits, 180, what="pg_dump waiting for the lock on users")
+        during = process_texts()
+        names_during = [str(p) for p in site.root.rglob("*")]
+        pass_files = list(site.backups.glob(".pgpass*"))
+    finally:
+        blocker.rollback()
+        blocker.close()
+    done = run.finish(timeout=300)
+
+    assert done.rc == 0, done.output[-5000:]
+    assert "<localhost> ESTABLISH LOCAL CONNECTION" in done.output  # it really ran at -vvv
+    assert len(during) > 20 and any(b"pg_dump" in text for text in during.values())
+    # While pg_dump ran, its password was in a 0600 pass file only.
+    (pass_file,) = pass_files
+    assert mode_of(site.backups) == 0o700 and pass_file.name.startswith(".pgpass-")
+    (backup,) = site.backup_files()
+    assert mode_of(backup) == 0o600
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]  # the pass file is gone
+    places = {
+        "ansible-playbook output": done.output,
+        "JSON report": done.report_path.read_text(),
+        "file names during and after": "\n".join(names_during + [str(p) for p in site.root.rglob("*")]),
+        "server log": pg.log_text()[log_start:],
+        "backup": backup.read_bytes().decode("latin-1"),
+    }
+    assert "pg_dump" in places["server log"] or "COPY" in places["server log"]  # statements were logged
+    for where, text in places.items():
+        for secret in secrets:
+            assert secret not in text, f"the password is in the {where}"
+    for where, raw in during.items():
+        for secret in secrets:
+            assert secret.encode() not in raw, f"the password is in {where} while pg_dump runs"
