@@ -945,7 +945,8 @@ class SqlFailure(Exception):
     def __init__(self, exc):
         diag = getattr(exc, 'diag', None)
         self.sqlstate = getattr(diag, 'sqlstate', None) or getattr(exc, 'pgcode', None) or getattr(exc, 'sqlstate', None)
-        self.message = getattr(diag, 'message_primary', None) or to_native(exc).strip()
+        # Without a server message (a lost connection), libpq's own text: one line, no final period.
+        self.message = getattr(diag, 'message_primary', None) or ' '.join(to_native(exc).split()).rstrip('.')
         self.detail = getattr(diag, 'message_detail', None)
         self.hint = getattr(diag, 'message_hint', None)
         position = getattr(diag, 'statement_position', None)

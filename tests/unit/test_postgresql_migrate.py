@@ -1068,6 +1068,15 @@ def test_sql_failure_without_diag_uses_pgcode_and_text():
     assert pm.SqlFailure(DriverError("boom")).describe() == "boom"
 
 
+def test_libpq_text_of_a_lost_connection_becomes_one_line_without_final_period():
+    # what psycopg2 says when the backend is terminated: the message goes on with ". The run lost ..."
+    text = ("server closed the connection unexpectedly\n\tThis probably means the server terminated "
+            "abnormally\n\tbefore or while processing the request.\n")
+    assert pm.SqlFailure(DriverError(text)).message == (
+        "server closed the connection unexpectedly This probably means the server terminated abnormally "
+        "before or while processing the request")
+
+
 def test_failure_details_name_file_line_and_statement(orders):
     statement = orders.statements[1]
     failure = pm.ApplyFailure(orders, statement, sql_failure(
