@@ -38,8 +38,6 @@ def test_every_bad_file_is_named_at_once_and_nothing_is_written(deploy, db, site
     write_sql(site.migrations, "18-no-underscore.sql", "CREATE TABLE c (id int);\n")
     (site.migrations / "020_latin1.sql").write_bytes(b"INSERT INTO users (email) VALUES ('caf\xe9');\n")
     os.symlink(outside, site.migrations / "022_link.sql")
-    with open(site.migrations / "023_huge.sql", "wb") as f:
-        f.truncate(HUGE)  # sparse: costs no disk
     before = catalog(db)
 
     run = deploy()
@@ -50,7 +48,6 @@ def test_every_bad_file_is_named_at_once_and_nothing_is_written(deploy, db, site
             "18-no-underscore.sql: the name does not match NNN_description.sql",
             "020_latin1.sql: not valid UTF-8 (byte 0xe9 at line 1); save the file as UTF-8",
             f"022_link.sql: a symbolic link to {outside}, outside the migrations directory",
-            f"023_huge.sql: {HUGE} bytes is larger than max_file_size (52428800)",
             "nothing was applied"):
         assert expected in run.output, expected
     assert catalog(db) == before
@@ -59,11 +56,33 @@ def test_every_bad_file_is_named_at_once_and_nothing_is_written(deploy, db, site
     assert run.report["result"] == "failed" and "No migration was applied." in run.report["error"]
 
     # Fixed (the bad files removed), the same deploy converges.
-    for name in ("17_dup_again.sql", "18-no-underscore.sql", "020_latin1.sql", "022_link.sql", "023_huge.sql"):
+    for name in ("17_dup_again.sql", "18-no-underscore.sql", "020_latin1.sql", "022_link.sql"):
         (site.migrations / name).unlink()
     rerun = deploy()
     assert rerun.rc == 0, rerun.output
     assert recorded_versions(db) == ST44_VERSIONS + ["017"]
+
+
+def test_file_over_max_file_size_is_refused_on_the_controller_before_anything_is_shipped(deploy, db, site):
+    # Copying and hashing a file that size would take minutes before the module could refuse it.
+    with open(site.migrations / "023_huge.sql", "wb") as f:
+        f.truncate(HUGE)  # sparse: costs no disk
+    before = catalog(db)
+
+    run = deploy()
+
+    assert run.rc != 0
+    assert ("migration files larger than db_deploy_max_file_size (52428800 bytes): 023_huge.sql. "
+            "Nothing was shipped and no migration was applied") in run.output, run.output[-3000:]
+    assert site.shipped() == []
+    assert site.backup_files() == []
+    assert catalog(db) == before
+    assert run.report["result"] == "failed"
+
+    (site.migrations / "023_huge.sql").unlink()
+    rerun = deploy()
+    assert rerun.rc == 0, rerun.output
+    assert recorded_versions(db) == ST44_VERSIONS
 
 
 def test_history_table_name_injection_through_the_playbook_is_refused(deploy, db, site, socket_vars):
