@@ -113,13 +113,19 @@ def fault_deploy_vars(socket_vars, site, **more):
     return dict(socket_vars, db_deploy_expected_tables=[], **more)
 
 
-def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(
-        db, site, socket_vars, deploy, tmp_path, reap):
+def deploy_held_in_002(db, site, socket_vars, tmp_path, reap):
+    """A deploy of the fault migrations started in the background and waiting inside 002."""
     host_vars = fault_deploy_vars(socket_vars, site)
     faults.close_gate(db)
-    first = start_deploy(host_vars, tmp_path / "first")
-    reap(first)
+    run = start_deploy(host_vars, tmp_path / "first")
+    reap(run)
     wait_for_backend(db.cluster, db.name, faults.SLEEP_LIKE, timeout=120)
+    return host_vars, run
+
+
+def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(
+        db, site, socket_vars, deploy, tmp_path, reap):
+    host_vars, first = deploy_held_in_002(db, site, socket_vars, tmp_path, reap)
     first.orphans = first.tree()
 
     first.kill_group()  # what a runner does when the job is cancelled
@@ -144,11 +150,7 @@ def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(
 
 def test_killed_deploy_leaves_a_whole_backup_and_a_rerun_of_the_playbook_converges(
         db, site, socket_vars, deploy, tmp_path, reap):
-    host_vars = fault_deploy_vars(socket_vars, site)
-    faults.close_gate(db)
-    first = start_deploy(host_vars, tmp_path / "first")
-    reap(first)
-    wait_for_backend(db.cluster, db.name, faults.SLEEP_LIKE, timeout=120)
+    host_vars, first = deploy_held_in_002(db, site, socket_vars, tmp_path, reap)
 
     first.kill_tree()  # the container running the job is killed
 
