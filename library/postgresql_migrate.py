@@ -25,8 +25,9 @@ description:
     fails for the same reasons a real run would fail (drift, out-of-order, bad files).
   - Every file is read and checked before anything is written. Duplicate versions, names that
     do not match C(NNN_description.sql), unreadable, empty or non-UTF-8 files, files that are
-    not regular files (a FIFO would hang the run), symbolic links leading out of O(path), top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands
-    stop the run with a message naming every offending file.
+    not regular files (a FIFO would hang the run), symbolic links leading out of O(path),
+    top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands stop the run with a
+    message naming every offending file.
   - "A file whose statements cannot run inside a transaction block (for example
     C(CREATE INDEX CONCURRENTLY)) must say so with the line
     C(-- postgresql_migrate: no-transaction). Its statements then run one by one outside a
@@ -356,7 +357,9 @@ except ImportError:  # reported by main() with what to install
 
 
 FILENAME_RE = re.compile(r'^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$')
-NO_TRANSACTION_RE = re.compile(r'^--\s*postgresql_migrate\s*:\s*no-transaction\s*$', re.IGNORECASE | re.MULTILINE)
+NO_TRANSACTION_RE = re.compile(r'^[ \t]*--\s*postgresql_migrate\s*:\s*no-transaction\s*$', re.IGNORECASE | re.MULTILINE)
+# The blank and -- comment lines at the top of a file, where the no-transaction marker goes.
+HEADER_RE = re.compile(r'(?:[ \t\f\v]*(?:--[^\n]*)?\n)*')
 # The table part stops at 52 characters so that "<table>_incomplete" fits PostgreSQL's 63.
 TABLE_RE = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,51}')
 PG_INTERVAL_RE = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*$')
@@ -506,10 +509,10 @@ def _is_routine_definition(words):
     """CREATE [OR REPLACE] FUNCTION|PROCEDURE: may hold a BEGIN ATOMIC ... END body."""
     if words[0].upper() != 'CREATE':
         return False
-    w = [x.upper() for x in words[:4]]
-    if len(w) >= 2 and w[0] == 'CREATE' and w[1] in ('FUNCTION', 'PROCEDURE'):
+    w = [x.upper() for x in words[1:4]]
+    if w[:1] in (['FUNCTION'], ['PROCEDURE']):
         return True
-    return len(w) >= 4 and w[:3] == ['CREATE', 'OR', 'REPLACE'] and w[3] in ('FUNCTION', 'PROCEDURE')
+    return w[:2] == ['OR', 'REPLACE'] and w[2:3] in (['FUNCTION'], ['PROCEDURE'])
 
 
 def split_statements(sql):
@@ -651,17 +654,6 @@ def needs_no_transaction(statement):
     return None
 
 
-def header_of(sql):
-    """The blank and -- comment lines at the top of a file, where the no-transaction marker goes."""
-    lines = []
-    for line in sql.split('\n'):
-        stripped = line.strip()
-        if stripped and not stripped.startswith('--'):
-            break
-        lines.append(stripped)
-    return '\n'.join(lines)
-
-
 def read_migration(filename, raw, max_size):
     """A Migration from a file name and its bytes: name, size, encoding and checksum checked.
 
@@ -681,7 +673,7 @@ def read_migration(filename, raw, max_size):
     sql = normalize_sql(text)
     if '\x00' in sql:
         raise MigrationError(['%s: contains a NUL byte; save the file as UTF-8 text' % filename])
-    transactional = not NO_TRANSACTION_RE.search(header_of(sql))
+    transactional = not NO_TRANSACTION_RE.search(HEADER_RE.match(sql).group())
     return Migration(m.group('version'), m.group('name'), filename, sql, checksum_of(sql), None, transactional)
 
 
@@ -719,19 +711,12 @@ def analyze_migrations(migrations):
         raise MigrationError(problems)
 
 
-def parse_migration(filename, raw, max_size):
-    """Build a fully checked Migration from a file name and its bytes; raise MigrationError when bad."""
-    mig = read_migration(filename, raw, max_size)
-    analyze_migrations([mig])
-    return mig
-
-
-def discover_migrations(path, max_size, analyze=True):
+def discover_migrations(path, max_size):
     """Read and check every migration file in path; return them in version order.
 
-    Raises MigrationError listing every problem found, before anything is written. With
-    analyze=False the statements are not split yet: the module splits only the files it will
-    run (analyze_migrations), since an applied file never runs again.
+    Raises MigrationError listing every problem found, before anything is written. Statements
+    are not split yet: the module splits only the files it will run (analyze_migrations), since
+    an applied file never runs again.
     """
     if not os.path.isdir(path):
         raise MigrationError(['%s is not a directory' % path])
@@ -768,11 +753,6 @@ def discover_migrations(path, max_size, analyze=True):
         except MigrationError as e:
             problems.extend(e.problems)
             continue
-        if analyze:
-            file_problems = analyze_migration(mig)
-            if file_problems:
-                problems.extend(file_problems)
-                continue
         if mig.number in by_number:
             problems.append('%s and %s: duplicate version %d' % (by_number[mig.number].filename, filename, mig.number))
             continue
@@ -1507,7 +1487,7 @@ def main():
             raise TaskFailure('invalid parameters: ' + '; '.join(problems))
         ensure_required_libs(module)
         try:
-            migrations = discover_migrations(params['path'], params['max_file_size'], analyze=False)
+            migrations = discover_migrations(params['path'], params['max_file_size'])
         except MigrationError as e:
             raise TaskFailure('migration files in %s are not valid, nothing was applied: %s'
                               % (params['path'], '; '.join(e.problems)), problems=e.problems)

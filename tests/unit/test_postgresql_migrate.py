@@ -37,18 +37,23 @@ def one_statement(sql):
     return statements[0]
 
 
+def parse_migration(filename, raw, max_size=MIB):
+    """A migration read and split as the module does with a file it is about to run."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    mig = pm.read_migration(filename, raw, max_size)
+    pm.analyze_migrations([mig])
+    return mig
+
+
 def migration(filename, sql="SELECT 1;\n"):
-    if isinstance(sql, str):
-        sql = sql.encode("utf-8")
-    return pm.parse_migration(filename, sql, MIB)
+    return parse_migration(filename, sql)
 
 
 def problems_of_file(filename, raw, max_size=MIB):
-    """The problems parse_migration reports for a file that must be refused."""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8")
+    """The problems reported for a file that must be refused, when it is read or split."""
     with pytest.raises(pm.MigrationError) as excinfo:
-        pm.parse_migration(filename, raw, max_size)
+        parse_migration(filename, raw, max_size)
     return excinfo.value.problems
 
 
@@ -59,6 +64,13 @@ def write(directory, name, content="SELECT 1;\n"):
         content = content.encode("utf-8")
     path.write_bytes(content)
     return path
+
+
+def discover(path, max_size=MIB):
+    """Discovered and split, as the module does with files it is about to run."""
+    migs = pm.discover_migrations(str(path), max_size)
+    pm.analyze_migrations(migs)
+    return migs
 
 
 def discovery_problems(path, max_size=MIB):
@@ -338,7 +350,7 @@ def test_column_named_concurrently_outside_parentheses_is_not_flagged():
 
 
 # ---------------------------------------------------------------------------
-# parse_migration
+# read_migration + analyze_migrations
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("filename, version, name, number", [
@@ -372,7 +384,7 @@ def test_bad_file_names_are_refused(filename):
 def test_file_larger_than_max_file_size_is_refused():
     assert problems_of_file("001_big.sql", b"SELECT 1;\n", max_size=9) == [
         "001_big.sql: 10 bytes is larger than max_file_size (9)"]
-    assert pm.parse_migration("001_big.sql", b"SELECT 1;\n", 10).version == "001"
+    assert parse_migration("001_big.sql", b"SELECT 1;\n", 10).version == "001"
 
 
 def test_non_utf8_file_is_refused_naming_the_line():
@@ -399,8 +411,8 @@ def test_file_without_statements_is_refused(raw):
 
 def test_bom_and_crlf_are_accepted_with_the_checksum_of_the_lf_file():
     lf = "-- users\nCREATE TABLE users (\n  id int\n);\nSELECT 1;\n"
-    windows = pm.parse_migration("001_users.sql", b"\xef\xbb\xbf" + lf.replace("\n", "\r\n").encode(), MIB)
-    unix = pm.parse_migration("001_users.sql", lf.encode(), MIB)
+    windows = parse_migration("001_users.sql", b"\xef\xbb\xbf" + lf.replace("\n", "\r\n").encode(), MIB)
+    unix = parse_migration("001_users.sql", lf.encode(), MIB)
     assert windows.checksum == unix.checksum == pm.checksum_of(lf)
     assert windows.sql == lf
     assert [(s.line, s.text) for s in windows.statements] == [(2, "CREATE TABLE users (\n  id int\n)"), (5, "SELECT 1")]
@@ -459,6 +471,17 @@ def test_marker_must_be_a_whole_line_comment(sql):
     assert len(problems) == 1 and "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in problems[0]
 
 
+def test_marker_counts_anywhere_in_the_leading_comments_indented_or_not():
+    sql = "-- 008: index the orders\n\n   -- postgresql_migrate: no-transaction\n" + CONCURRENT_INDEX
+    assert migration("008_index.sql", sql).transactional is False
+
+
+def test_marker_below_the_first_statement_does_not_count():
+    sql = "SELECT 1;\n-- postgresql_migrate: no-transaction\n" + CONCURRENT_INDEX
+    problems = problems_of_file("008_index.sql", sql)
+    assert len(problems) == 1 and "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in problems[0]
+
+
 def test_files_without_marker_are_transactional():
     assert migration("009_plain.sql", "CREATE TABLE x (id int);").transactional is True
 
@@ -500,14 +523,22 @@ def test_every_bad_file_is_listed_at_once(tmp_path):
     write(tmp_path, "004_latin1.sql", b"SELECT '\xe9';\n")
     write(tmp_path, "5_dup.sql")
     write(tmp_path, "005_dup.sql")
+    # Listing: names, encoding and versions of every file, before the database is asked.
     problems = discovery_problems(tmp_path)
     assert problems == [
-        "002_empty.sql: contains no SQL statement",
-        "003_tx.sql line 1: top-level BEGIN. The module runs each migration in its own transaction; "
-        "remove the transaction control statements",
         "004_latin1.sql: not valid UTF-8 (byte 0xe9 at line 1); save the file as UTF-8",
         "005_dup.sql and 5_dup.sql: duplicate version 5",
         "init.sql: the name does not match NNN_description.sql",
+    ]
+    # Splitting: the statements of every file that would run.
+    for name in ("init.sql", "004_latin1.sql", "5_dup.sql"):
+        (tmp_path / name).unlink()
+    with pytest.raises(pm.MigrationError) as excinfo:
+        discover(tmp_path)
+    assert excinfo.value.problems == [
+        "002_empty.sql: contains no SQL statement",
+        "003_tx.sql line 1: top-level BEGIN. The module runs each migration in its own transaction; "
+        "remove the transaction control statements",
     ]
 
 
@@ -568,7 +599,7 @@ def test_symlink_leading_outside_the_directory_is_refused(tmp_path):
 def test_symlink_inside_the_directory_is_accepted(tmp_path):
     write(tmp_path, "shared/base.sql", "CREATE TABLE base (id int);\n")
     os.symlink("shared/base.sql", str(tmp_path / "001_base.sql"))
-    (mig,) = pm.discover_migrations(str(tmp_path), MIB)
+    (mig,) = discover(tmp_path)
     assert (mig.filename, mig.name, mig.statements[0].text) == ("001_base.sql", "base", "CREATE TABLE base (id int)")
 
 
