@@ -22,11 +22,6 @@ ROOT="$(pwd -P)"
 PORT="${LOCAL_PG_PORT:-54329}"
 DB_NAME=st44
 SUPERUSER=postgres
-# Debian packages: server binaries, and psycopg2 for the system python that
-# runs the deploy's modules as the postgres OS user (see generated.yml).
-PG_PACKAGE=postgresql
-PSYCOPG_PACKAGE=python3-psycopg2
-SYSTEM_PYTHON=/usr/bin/python3
 GENERATED="$ROOT/inventory/local/group_vars/st44_db/generated.yml"
 # Names the fallback directories in /var/tmp and /tmp, one per checkout.
 HASH="$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
@@ -35,6 +30,8 @@ MAX_SOCKET_PATH=100
 
 say() { printf 'local-postgres: %s\n' "$*"; }
 die() { printf 'local-postgres: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || (( PORT < 1024 || PORT > 65535 )); then
     die "LOCAL_PG_PORT=$PORT is not a port number between 1024 and 65535"
@@ -105,9 +102,6 @@ fi
 
 # --- binaries -----------------------------------------------------------------
 # The version of an existing cluster, else the newest installed.
-newest_bin() {
-    compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1 | xargs -r dirname
-}
 pick_bin() {
     if [[ -f "$PGDATA/PG_VERSION" ]]; then
         local version
@@ -116,7 +110,7 @@ pick_bin() {
             || die "$PGDATA is a PostgreSQL $version cluster but /usr/lib/postgresql/$version/bin is missing; install postgresql-$version, or stop and remove $CLUSTER_DIR to start afresh"
         echo "/usr/lib/postgresql/$version/bin"
     else
-        newest_bin
+        newest_pg_bin
     fi
 }
 
@@ -138,38 +132,14 @@ if [[ "$ACTION" == stop ]]; then
 fi
 
 # --- start ----------------------------------------------------------------------
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "$@" >/dev/null
-}
-
-if [[ -n "$(newest_bin)" ]]; then
-    :
-elif $IS_ROOT; then
-    say "PostgreSQL binaries missing: installing Debian package '$PG_PACKAGE' with apt-get"
-    apt_install "$PG_PACKAGE"
-    [[ -n "$(newest_bin)" ]] \
-        || die "apt-get installed '$PG_PACKAGE' but no /usr/lib/postgresql/*/bin/initdb appeared"
-else
-    die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are missing; install them as root: apt-get install $PG_PACKAGE"
-fi
+ensure_pg_binaries
 BIN="$(pick_bin)"
 say "binaries: $BIN"
 
 # As root, the deploy's modules run as `postgres`, which cannot execute the
 # controller's python when it lives under /root (pyenv): they use the system
 # python, as on a Debian server, which then needs psycopg2.
-if $IS_ROOT; then
-    if "$SYSTEM_PYTHON" -c 'import psycopg2' 2>/dev/null; then
-        say "target python: $SYSTEM_PYTHON with psycopg2"
-    else
-        say "target python: installing Debian package '$PSYCOPG_PACKAGE' for $SYSTEM_PYTHON"
-        apt_install "$PSYCOPG_PACKAGE"
-        "$SYSTEM_PYTHON" -c 'import psycopg2' \
-            || die "apt-get installed '$PSYCOPG_PACKAGE' but $SYSTEM_PYTHON cannot import psycopg2"
-    fi
-fi
+ensure_system_psycopg2
 
 if [[ "$CLUSTER_DIR" == "$ROOT/.local" ]]; then
     mkdir -p "$CLUSTER_DIR"

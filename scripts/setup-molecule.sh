@@ -21,6 +21,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 say() { printf 'setup-molecule: %s\n' "$*"; }
 die() { printf 'setup-molecule: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 case "$ENGINE" in
     podman | docker) ;;
@@ -33,16 +35,6 @@ exec 8>.cache/setup-molecule.lock
 flock 8
 
 bash scripts/setup.sh
-
-apt_install() {
-    [[ $EUID -eq 0 ]] || die "missing Debian packages: $*; install them as root: apt-get install $*"
-    say "installing Debian packages $* with apt-get"
-    local out
-    # Another checkout's set-up may hold dpkg's lock: wait for it, not fail.
-    out="$(export DEBIAN_FRONTEND=noninteractive; apt-get update -qq -o DPkg::Lock::Timeout=600 2>&1 \
-        && apt-get install -y -qq -o DPkg::Lock::Timeout=600 "$@" 2>&1)" \
-        || { printf '%s\n' "$out" >&2; die "apt-get install $* failed (output above)"; }
-}
 
 # --- Molecule ---------------------------------------------------------------
 STAMP="$VENV/.requirements-molecule.sha256"

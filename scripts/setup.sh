@@ -26,27 +26,15 @@ COLLECTIONS=(community.postgresql:4 containers.podman:1)
 if [[ "${ST44_MOLECULE_DRIVER:-podman}" == docker ]]; then
     COLLECTIONS+=(community.docker:4 ansible.posix:2 community.library_inventory_filtering_v1:1)
 fi
-# Which package provides the PostgreSQL server binaries on Debian.
-PG_PACKAGE=postgresql
-
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # --- PostgreSQL server binaries --------------------------------------------
-if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
-    say "PostgreSQL binaries: $(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)")"
-elif [[ $EUID -eq 0 ]]; then
-    say "PostgreSQL binaries missing: installing Debian package '$PG_PACKAGE' with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "$PG_PACKAGE" >/dev/null
-    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
-        || die "apt-get installed '$PG_PACKAGE' but no /usr/lib/postgresql/*/bin/initdb appeared"
-else
-    die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are missing; install them as root: apt-get install $PG_PACKAGE"
-fi
+ensure_pg_binaries
 
 # PostgreSQL refuses to run as root: as root, tests run it as the 'postgres'
 # OS user, which the Debian package normally creates.
@@ -60,18 +48,8 @@ if [[ $EUID -eq 0 ]]; then
 fi
 
 # Database hosts run modules with their system python (Debian's python3 with
-# python3-psycopg2), and so do the local default and the tests: tasks that
-# become 'postgres' cannot execute a venv whose python lives under /root.
-if [[ $EUID -eq 0 ]]; then
-    if /usr/bin/python3 -c 'import psycopg2' 2>/dev/null; then
-        say "target python: /usr/bin/python3 with psycopg2"
-    else
-        say "target python: installing Debian packages python3 python3-psycopg2 with apt-get"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq python3 python3-psycopg2 >/dev/null
-    fi
-fi
+# python3-psycopg2), and so do the local default and the tests.
+ensure_system_psycopg2
 
 # --- Python virtualenv ------------------------------------------------------
 command -v "$PYTHON" >/dev/null || die "'$PYTHON' not found; Python >= 3.11 is required"
@@ -152,6 +130,7 @@ else
         [[ -f "$wheel" ]] || die "pip download $ANSIBLE_BUNDLE did not produce $wheel"
         mkdir -p "$COLLECTIONS_DIR"
         # Python's zipfile rather than unzip(1): one less system package to need.
+        # shellcheck disable=SC2086  # $missing is a space-separated list: one argument each
         "$VENV/bin/python" - "$wheel" "$COLLECTIONS_DIR" $missing <<'PY'
 import os, shutil, sys, zipfile
 wheel, dest, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
