@@ -17,17 +17,11 @@ same machine running the suite at the same time does not remove our containers.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from tools import REPO_ROOT, VENV_BIN, run_tool, tool_env
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# The venv's bin directory: molecule and the ansible-* commands it calls.
-VENV_BIN = Path(sys.executable).parent
 LOG_DIR = REPO_ROOT / ".cache" / "molecule-logs"
 WORK_DIR = REPO_ROOT / ".cache" / "molecule"
 # Containers are named <prefix>-<scenario> (molecule/*/molecule.yml); the
@@ -38,10 +32,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\]8;[^\x1b]*\x1b\\")
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = tool_env()
     env.setdefault("ST44_MOLECULE_PREFIX", PREFIX)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["NO_COLOR"] = "1"
     # Molecule writes its own ansible.cfg; one named from outside would win.
     env.pop("ANSIBLE_CONFIG", None)
     return env
@@ -51,15 +43,7 @@ def _env() -> dict[str, str]:
 def molecule_ready() -> None:
     """Install Molecule, the container engine and the image (once per machine;
     concurrent workers wait for each other inside the script)."""
-    proc = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "setup-molecule.sh")],
-        cwd=REPO_ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=900,
-    )
+    proc = run_tool(["bash", str(REPO_ROOT / "scripts" / "setup-molecule.sh")], _env(), timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"scripts/setup-molecule.sh exited {proc.returncode}:\n{proc.stdout}", pytrace=False)
 
@@ -77,15 +61,7 @@ def test_molecule_scenario(scenario, molecule_ready):
     # Molecule's default is ~/.ansible/tmp/molecule.<hash of the checkout's
     # directory name>.<scenario>: shared by checkouts that have the same name.
     env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(WORK_DIR / scenario)
-    proc = subprocess.run(
-        [str(VENV_BIN / "molecule"), "test", "--scenario-name", scenario],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=900,
-    )
+    proc = run_tool([str(VENV_BIN / "molecule"), "test", "--scenario-name", scenario], env, timeout=900)
     output = ANSI.sub("", proc.stdout)
     log.write_text(output)
     if proc.returncode != 0:
