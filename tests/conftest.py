@@ -12,46 +12,15 @@ import re
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pgcluster import PgCluster, make_base_root  # noqa: E402
+from pgcluster import Database, PgCluster, make_base_root  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Database:
-    """A database on a test cluster, with helpers that run SQL inside it."""
-
-    cluster: PgCluster
-    name: str
-
-    def sql(self, query, params=None):
-        """Run one statement as the superuser in this database; rows or None."""
-        return self.cluster.sql(query, dbname=self.name, params=params)
-
-    def dsn(self, **kwargs) -> str:
-        return self.cluster.dsn(self.name, **kwargs)
-
-    def connect(self, **kwargs):
-        return self.cluster.connect(self.name, **kwargs)
-
-    def login_params(self, **kwargs) -> dict:
-        """Connection options for community.postgresql-style modules."""
-        return self.cluster.login_params(self.name, **kwargs)
-
-    def tables(self, schema: str = "public") -> list[str]:
-        """Names of the ordinary tables in schema, sorted."""
-        rows = self.sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
-            (schema,),
-        )
-        return [name for (name,) in rows]
 
 
 @pytest.fixture(scope="session")

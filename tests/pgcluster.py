@@ -24,6 +24,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+from dataclasses import dataclass
 import tempfile
 import time
 from pathlib import Path
@@ -403,3 +404,33 @@ def _stop_all() -> None:
             cluster.stop("immediate")
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             pass
+
+
+@dataclass
+class Database:
+    """A database on a test cluster, with helpers that run SQL inside it."""
+
+    cluster: PgCluster
+    name: str
+
+    def sql(self, query, params=None):
+        """Run one statement as the superuser in this database; rows or None."""
+        return self.cluster.sql(query, dbname=self.name, params=params)
+
+    def dsn(self, **kwargs) -> str:
+        return self.cluster.dsn(self.name, **kwargs)
+
+    def connect(self, **kwargs):
+        return self.cluster.connect(self.name, **kwargs)
+
+    def login_params(self, **kwargs) -> dict:
+        """Connection options for community.postgresql-style modules."""
+        return self.cluster.login_params(self.name, **kwargs)
+
+    def tables(self, schema: str = "public") -> list[str]:
+        """Names of the ordinary tables in schema, sorted."""
+        rows = self.sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
+            (schema,),
+        )
+        return [name for (name,) in rows]

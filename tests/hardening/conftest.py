@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -20,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from pgcluster import PgCluster
+from pgcluster import Database, PgCluster
 
 from integration.conftest import deploy, site, socket_vars, tcp_login  # noqa: F401  (fixtures)
-from integration.support import REPO_ROOT, DeployRun, Site, ansible_runner
+from integration.support import REPO_ROOT, DeployRun, ansible_runner
 
 __all__ = ["deploy", "site", "socket_vars", "tcp_login"]
 
@@ -189,27 +188,6 @@ def start_module(module_args: dict, workdir: Path) -> Background:
     return Background(_popen(cmd, workdir), workdir)
 
 
-@dataclass
-class OwnDatabase:
-    """A database on own_pg, with the helpers of tests/conftest.py's Database."""
-
-    cluster: PgCluster
-    name: str
-
-    def sql(self, query, params=None):
-        return self.cluster.sql(query, dbname=self.name, params=params)
-
-    def connect(self, **kwargs):
-        return self.cluster.connect(self.name, **kwargs)
-
-    def login_params(self, **kwargs) -> dict:
-        return self.cluster.login_params(self.name, **kwargs)
-
-    def tables(self, schema: str = "public") -> list[str]:
-        return [t for (t,) in self.sql("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
-                                       (schema,))]
-
-
 @pytest.fixture
 def reap():
     """Kill, at the end of the test, any process group a test started and left behind."""
@@ -243,28 +221,7 @@ def own_db(own_pg):
         own_pg.start()
     name = "h_" + uuid.uuid4().hex[:10]
     own_pg.create_database(name)
-    yield OwnDatabase(own_pg, name)
+    yield Database(own_pg, name)
     if not own_pg.is_running:
         own_pg.start()
     own_pg.drop_database(name)
-
-
-@pytest.fixture
-def hsite():
-    """Like `site`, for tests that need several at once; removed afterwards."""
-    from pgcluster import make_base_root
-    made = []
-
-    def _make(migrations_src: Path | None = None) -> Site:
-        root = make_base_root(prefix="db-deploy-h-")
-        migrations = root / "migrations"
-        if migrations_src:
-            shutil.copytree(migrations_src, migrations)
-        else:
-            migrations.mkdir()
-        made.append(root)
-        return Site(root=root, migrations=migrations)
-
-    yield _make
-    for root in made:
-        shutil.rmtree(root, ignore_errors=True)
