@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -90,15 +91,16 @@ def process_tree(root: int) -> list[int]:
 
 
 def module_pids(pids) -> list[int]:
-    """Those of pids that run our postgresql_migrate module (AnsiballZ), not a shell around it."""
+    """Those of pids that run a module: python reading it from stdin (pipelined, see ansible.cfg)
+    or from an AnsiballZ file. ansible-playbook's own processes run python with its script."""
     found = []
     for pid in pids:
         try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            argv = [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
         except OSError:
             continue
-        if "python" in os.path.basename(argv[0].decode(errors="replace")) and any(
-                b"AnsiballZ_postgresql_migrate" in a for a in argv[1:]):
+        if argv and "python" in os.path.basename(argv[0].decode(errors="replace")) and (
+                len(argv) == 1 or any(b"AnsiballZ_" in a for a in argv[1:])):
             found.append(pid)
     return found
 
@@ -156,15 +158,17 @@ class Background:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _popen(cmd: list[str], workdir: Path) -> subprocess.Popen:
+def _popen(cmd: list[str], workdir: Path, env: dict | None = None) -> subprocess.Popen:
     """Output goes to files, not pipes: a verbose run never blocks on a full pipe."""
+    # The controller's temporary directory, which a killed run leaves behind: in the test's, not in $HOME.
+    env = dict({"ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-local")}, **(env or {}))
     with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
-        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), stdout=out, stderr=err,
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(env), stdout=out, stderr=err,
                                 start_new_session=True)
 
 
 def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
-                 verbosity: int = 0, playbook: str = "deploy-db.yml") -> Background:
+                 verbosity: int = 0, playbook: str = "deploy-db.yml", env: dict | None = None) -> Background:
     """Start deploy-db.yml in the background, in a new session (its own process group)."""
     workdir.mkdir(parents=True, exist_ok=True)
     inventory = workdir / "inventory.yml"
@@ -177,7 +181,7 @@ def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
         cmd += ["-e", f"@{secret_file}"]
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    return Background(_popen(cmd, workdir), workdir, Path(host_vars["db_deploy_report_dir"]))
+    return Background(_popen(cmd, workdir, env), workdir, Path(host_vars["db_deploy_report_dir"]))
 
 
 def start_module(module_args: dict, workdir: Path) -> Background:
@@ -186,6 +190,14 @@ def start_module(module_args: dict, workdir: Path) -> Background:
     playbook, secrets = ansible_runner.write_playbook(workdir, module_args, {})
     cmd = ansible_runner.command(playbook, secrets, False, False, 0)
     return Background(_popen(cmd, workdir), workdir)
+
+
+
+def forms_of(password: str) -> list[str]:
+    """The password as typed, as the pass file writes it, and its longest run of letters and digits:
+    that part is found whatever a writer escapes (JSON, a Python literal, a shell word...)."""
+    core = max(re.findall(r"[A-Za-z0-9_-]{12,}", password), key=len, default=None)
+    return [password, password.replace("\\", "\\\\").replace(":", "\\:")] + ([core] if core else [])
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from . import faults
-from .conftest import backends, module_pids, pids_alive, start_deploy, start_module, wait_for, wait_for_backend
+from .conftest import backends, forms_of, module_pids, pids_alive, start_deploy, start_module, wait_for, wait_for_backend
 from integration.support import ST44_TABLES, ansible_runner, recorded_versions
 
 pytestmark = [pytest.mark.e2e]
@@ -168,3 +168,50 @@ def test_killed_deploy_leaves_a_whole_backup_and_a_rerun_of_the_playbook_converg
     faults.assert_all_or_nothing(db, ["001", "002", "003"])
     assert rerun.report["result"] == "ok" and rerun.report["backup_file"] != str(backup)
     assert backup.exists()
+
+
+def files_holding(roots, secrets) -> list[str]:
+    """Every file under roots that holds one of secrets; a file removed meanwhile is skipped."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            try:
+                raw = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+            except OSError:
+                continue
+            if any(secret.encode() in raw for secret in secrets):
+                found.append(str(path.relative_to(root.parent)))
+    return found
+
+
+def test_killed_deploy_leaves_no_copy_of_the_password_on_the_host(db, site, tcp_login, deploy, tmp_path, reap):
+    """Ansible writes a module, its arguments included, to a file on the host and removes it after the
+    task, unless the module is pipelined (sent on python's stdin). Killed mid-migration, a deploy never
+    removes anything, so the password must not have been written anywhere in the first place."""
+    secrets = forms_of(tcp_login.password)
+    host_vars = fault_deploy_vars(tcp_login.vars, site)
+    faults.close_gate(db)
+    db.sql(f'GRANT SELECT ON fault_gate TO "{tcp_login.role}"')  # 002 reads it, pg_dump dumps it
+    # Ansible's temporary directories, on the host (remote) and the controller (local), where a test sees them.
+    tmp_dirs = {"ANSIBLE_REMOTE_TMP": tmp_path / "remote-tmp", "ANSIBLE_LOCAL_TEMP": tmp_path / "local-tmp"}
+    run = start_deploy(host_vars, tmp_path / "first", secrets=tcp_login.secrets(),
+                       env={k: str(v) for k, v in tmp_dirs.items()})
+    reap(run)
+    wait_for_backend(db.cluster, db.name, faults.SLEEP_LIKE, timeout=120)
+
+    during = files_holding(tmp_dirs.values(), secrets)
+    used = sorted(str(p.relative_to(tmp_path)) for d in tmp_dirs.values() for p in d.rglob("*"))
+    run.kill_tree()
+    wait_for(lambda: not backends(db.cluster, db.name), GONE_WITHIN, what="the killed deploy's backend to end")
+    after = files_holding(list(tmp_dirs.values()) + [site.root], secrets)
+
+    assert any(p.startswith("local-tmp/") for p in used), used  # the run really used these directories
+    assert during == [], "while the module ran, the password was in " + ", ".join(during)
+    assert after == [], "after the kill, the password is in " + ", ".join(after)
+    assert not list(site.backups.glob(".pgpass*"))  # the pass file lived only while pg_dump ran
+    faults.assert_all_or_nothing(db, ["001"])
+
+    faults.open_gate(db)
+    rerun = deploy(vars=host_vars, secrets=tcp_login.secrets())
+    assert rerun.rc == 0, rerun.output
+    faults.assert_all_or_nothing(db, ["001", "002", "003"])

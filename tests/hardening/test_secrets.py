@@ -15,15 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import start_deploy, wait_for
+from .conftest import forms_of, start_deploy, wait_for
 from integration.support import NOTES_017, ansible_runner, mode_of, write_sql
 
 pytestmark = [pytest.mark.e2e]
-
-
-def forms_of(password: str) -> list[str]:
-    """The password as typed, and as the pass file writes it."""
-    return [password, password.replace("\\", "\\\\").replace(":", "\\:")]
 
 
 def process_texts() -> dict[str, bytes]:
