@@ -173,6 +173,33 @@ def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy,
     assert backup.exists()
 
 
+
+def test_failed_restore_puts_the_original_database_back(deploy, pg, db, site):
+    """pg_restore stops halfway: the backup grants to a role dropped since, and the grants come
+    after the tables and rows. The database renamed aside comes back under its name."""
+    reader = "reader_" + db.name[-8:]
+    pg.sql(f'CREATE ROLE "{reader}"')
+    assert deploy().rc == 0
+    add_app_rows(db)
+    db.sql(f'GRANT SELECT ON users TO "{reader}"')
+    write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)
+    run = deploy()
+    assert run.rc == 0, run.output
+    backup = Path(run.report["backup_file"])
+    db.sql(f'REVOKE SELECT ON users FROM "{reader}"')
+    pg.sql(f'DROP ROLE "{reader}"')
+    db.sql("INSERT INTO users (email, password_hash) VALUES ('carol@example.com', 'z')")  # after the backup
+
+    failed = deploy("playbooks/restore-db.yml", extra_vars={"db_deploy_restore_confirm": db.name})
+
+    assert failed.rc != 0, failed.output
+    assert f'role "{reader}" does not exist' in failed.output, failed.output[-4000:]
+    assert f"Restoring {backup} on localhost failed" in failed.output, failed.output[-3000:]
+    assert "The original database was put back under its name." in failed.output
+    assert "household_notes" in db.tables()
+    assert row_counts(pg, db.name)["users"] == 3
+    assert pg.sql("SELECT datname FROM pg_database WHERE datname LIKE '%before_restore%'") == []
+
 # --- 6: a failing migration -------------------------------------------------------------
 
 @pytest.mark.slow
