@@ -342,6 +342,8 @@ def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, sit
         "schema_migrations", "users", "user_sessions", "households", "household_members"]))
     assert partial.rc == 0, partial.output
     assert recorded_versions(db) == ["000", "001", "011", "012"]
+    # A new release on the controller: a real run would ship it to a directory of its own.
+    write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)
     before = (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"),
               site.shipped(), site.backup_files())
 
@@ -352,6 +354,7 @@ def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, sit
 
     assert run.rc == 0, run.output
     expected = [f"{v} {name}: {'applied' if v <= '012' else 'pending'}" for v, name in ST44.items()]
+    expected.append("017 add_household_notes: pending")
     shown = [line.split('"msg": "', 1)[1].rstrip('"') for line in run.stdout.splitlines()
              if '"msg": "' in line]
     assert shown == expected
