@@ -328,9 +328,9 @@ summary:
   sample: {"applied": 2, "already_applied": 6, "would_apply": 0, "failed": 0, "skipped": 0, "pending": 0}
 '''
 
-import getpass
 import hashlib
 import os
+import pwd
 import re
 import socket
 import time
@@ -711,6 +711,21 @@ def analyze_migrations(migrations):
         raise MigrationError(problems)
 
 
+def list_sql_entries(path):
+    """The *.sql entries of path (hidden ones left out), by name; MigrationError if it cannot be listed."""
+    try:
+        with os.scandir(path) as listing:
+            return sorted((e for e in listing if not e.name.startswith('.') and e.name.lower().endswith('.sql')),
+                          key=lambda e: e.name)
+    except FileNotFoundError:
+        raise MigrationError(['%s does not exist' % path])
+    except NotADirectoryError:
+        raise MigrationError(['%s is not a directory' % path])
+    except OSError as e:  # EACCES on it or on a parent directory
+        raise MigrationError(['%s cannot be listed as %s (%s); give that user read and search permission on it '
+                              'and search permission on its parent directories' % (path, os_user(), e.strerror or e)])
+
+
 def discover_migrations(path, max_size):
     """Read and check every migration file in path; return them in version order.
 
@@ -718,14 +733,10 @@ def discover_migrations(path, max_size):
     are not split yet: the module splits only the files it will run (analyze_migrations), since
     an applied file never runs again.
     """
-    if not os.path.isdir(path):
-        raise MigrationError(['%s is not a directory' % path])
+    entries = list_sql_entries(path)
     root = os.path.realpath(path)
     problems = []
     by_number = {}
-    with os.scandir(path) as listing:
-        entries = sorted((e for e in listing if not e.name.startswith('.') and e.name.lower().endswith('.sql')),
-                         key=lambda e: e.name)
     for entry in entries:
         filename = entry.name
         if entry.is_symlink():  # only a link can lead out of the directory
@@ -1336,12 +1347,16 @@ class TaskFailure(Exception):
         super(TaskFailure, self).__init__(msg)
 
 
-def default_applied_by():
+def os_user():
+    """The name of the OS user whose permissions apply; uid<N> without a passwd entry (containers)."""
     try:
-        user = getpass.getuser()
-    except Exception:  # no passwd entry (containers): still record where it ran
-        user = 'uid%d' % os.getuid()
-    return '%s@%s' % (user, socket.gethostname())
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return 'uid%d' % os.geteuid()
+
+
+def default_applied_by():
+    return '%s@%s' % (os_user(), socket.gethostname())
 
 
 def connect(module, params, applied_by):

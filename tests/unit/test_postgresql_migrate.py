@@ -8,6 +8,7 @@ No database is involved (tests/e2e covers that).
 
 import hashlib
 import os
+import pwd
 
 import pytest
 import yaml
@@ -609,13 +610,32 @@ def test_directory_reached_through_a_symlink_is_accepted(tmp_path):
     assert versions(pm.discover_migrations(str(tmp_path / "current"), MIB)) == ["001"]
 
 
-@pytest.mark.parametrize("make_path", [
-    lambda tmp: write(tmp, "001_a.sql"),
-    lambda tmp: tmp / "does-not-exist",
+@pytest.mark.parametrize("make_path, says", [
+    (lambda tmp: write(tmp, "001_a.sql"), "is not a directory"),
+    (lambda tmp: tmp / "does-not-exist", "does not exist"),
 ], ids=["a-file", "missing"])
-def test_path_must_be_a_directory(tmp_path, make_path):
+def test_path_must_be_a_directory(tmp_path, make_path, says):
     path = make_path(tmp_path)
-    assert discovery_problems(path) == ["%s is not a directory" % path]
+    assert discovery_problems(path) == ["%s %s" % (path, says)]
+
+
+def test_directory_the_user_cannot_list_is_named_with_the_user_and_what_to_do(tmp_path):
+    path = tmp_path / "m"
+    write(path, "001_a.sql")
+    path.chmod(0o700)  # root's: nobody may not list it
+    if os.geteuid() != 0:
+        path.chmod(0o000)
+        problems = discovery_problems(path)
+        path.chmod(0o700)
+    else:
+        os.seteuid(65534)  # nobody, for the permission checks of this process
+        try:
+            problems = discovery_problems(path)
+        finally:
+            os.seteuid(0)
+    user = pwd.getpwuid(65534 if os.geteuid() == 0 else os.geteuid()).pw_name
+    assert problems == ["%s cannot be listed as %s (Permission denied); give that user read and search permission "
+                        "on it and search permission on its parent directories" % (path, user)]
 
 
 def test_empty_directory_has_no_migrations(tmp_path):
