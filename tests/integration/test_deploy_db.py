@@ -225,6 +225,10 @@ def test_failing_migration_stops_names_the_line_and_the_backup(deploy, db, site)
     new_backups = [b for b in site.backup_files() if b not in old_backups]
     assert len(new_backups) == 1, site.backup_files()
     assert str(new_backups[0]) in run.output
+    # The way back names this run's backup: after a second failed run, "the newest" would be
+    # a backup that already holds the first run's migrations.
+    assert (f"ansible-playbook playbooks/restore-db.yml -i <inventory> -l localhost -e db_deploy_restore_confirm="
+            f"{db.name} -e db_deploy_restore_file={new_backups[0].name}") in run.output
     assert "restore-db.yml" in run.output
     report = run.report
     assert report["result"] == "failed"
