@@ -149,6 +149,10 @@ attributes:
 notes:
   - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
     meta-commands (lines starting with a backslash) are refused.
+  - Each file starts from the run's session settings (I(lock_timeout), I(statement_timeout),
+    I(session_role), the server's defaults for the rest), as if in a session of its own. A plain
+    C(SET) of a timeout, C(search_path) or C(ROLE) in one file does not hold for the next, nor
+    for the history row, which goes to the history table's schema as found when the run started.
   - Checksums are SHA-256 of the file with a leading byte order mark removed and line endings
     normalized to LF, so converting a file between CRLF and LF is not drift.
   - Versions are compared as numbers, so C(7_x.sql) and C(007_y.sql) are duplicates; the
@@ -816,7 +820,21 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
     for mig in migrations:
         entry = new_entry(mig)
         entries.append(entry)
-        row = history.get(mig.number)
+        # Before the history: a no-transaction file may have written its own row before it stopped.
+        if mig.number in incomplete and mig.number not in retry:
+            info = incomplete[mig.number]
+            entry['message'] = 'left incomplete by an earlier run (started %s%s)' % (
+                info.get('started_at'), ', error: %s' % info['error'] if info.get('error') else '')
+            problems.append(
+                '%s is a no-transaction migration that an earlier run left incomplete (started %s by %s%s). '
+                'Some of its statements may have run. Inspect the database (for an interrupted CREATE INDEX '
+                'CONCURRENTLY: SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop the '
+                'invalid index), then rerun with retry_incomplete: ["%s"]'
+                % (mig.filename, info.get('started_at'), info.get('started_by') or 'unknown',
+                   ', error: %s' % info['error'] if info.get('error') else ', the run was interrupted',
+                   mig.version))
+            continue
+        row = None if mig.number in incomplete else history.get(mig.number)  # retried: runs again
         if row is not None:
             entry['status'] = 'already_applied'
             entry['applied_at'] = row.get('applied_at')
@@ -831,19 +849,6 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
                 else:
                     entry['drift'] = True
                     entry['message'] = 'file changed since it was applied (recorded checksum %s)' % recorded[:12]
-            continue
-        if mig.number in incomplete and mig.number not in retry:
-            info = incomplete[mig.number]
-            entry['message'] = 'left incomplete by an earlier run (started %s%s)' % (
-                info.get('started_at'), ', error: %s' % info['error'] if info.get('error') else '')
-            problems.append(
-                '%s is a no-transaction migration that an earlier run left incomplete (started %s by %s%s). '
-                'Some of its statements may have run. Inspect the database (for an interrupted CREATE INDEX '
-                'CONCURRENTLY: SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop the '
-                'invalid index), then rerun with retry_incomplete: ["%s"]'
-                % (mig.filename, info.get('started_at'), info.get('started_by') or 'unknown',
-                   ', error: %s' % info['error'] if info.get('error') else ', the run was interrupted',
-                   mig.version))
             continue
         if target is not None and mig.number > target:
             entry['status'] = 'skipped'
@@ -997,6 +1002,18 @@ class Db(object):
             pass
 
 
+def qualified_table(db, table_sql):
+    """table_sql with its schema: where the table is now, else where CREATE TABLE would put it.
+
+    The module's own statements then reach the same table whatever search_path a migration sets.
+    """
+    if '"."' in table_sql:  # pg_quote_identifier's form of schema.table
+        return table_sql
+    return db.value("SELECT coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)), "
+                    "quote_ident(current_schema()) || '.' || %s, %s) AS v", (table_sql, table_sql, table_sql))
+
+
 def table_columns(db, table_sql):
     """Column names of the table, or None when it does not exist."""
     oid = db.value('SELECT to_regclass(%s)::oid AS v', (table_sql,))
@@ -1068,9 +1085,9 @@ def prepare_record_version(db, table_sql):
            .format(p=RECORD_STATEMENT, t=table_sql))
 
 
-def record_version_and_commit(db, mig, applied_by, execution_ms):
-    """Write the history row and commit, in one round trip."""
-    db.run('EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT),
+def record_version_and_commit(db, mig, applied_by, execution_ms, prefix=''):
+    """Write the history row and commit, in one round trip; prefix goes first (SET LOCAL ROLE)."""
+    db.run(prefix + 'EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT),
            (mig.version, mig.name, mig.checksum, applied_by, execution_ms))
 
 
@@ -1135,8 +1152,15 @@ class ApplyFailure(Exception):
 class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
-    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, sleep=time.sleep):
+    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql='',
+                 session_role=None, sleep=time.sleep):
         self.db = db
+        # Before each migration: the run's session settings again (session_setup_sql).
+        self.setup_sql = setup_sql
+        # Inside each migration's transaction, before the module's own writes: its role again,
+        # should the migration have switched role.
+        self.own_role_sql = 'SET LOCAL ROLE %s; ' % (
+            pg_quote_identifier(session_role, 'role') if session_role else 'NONE')
         self.table_sql = table_sql
         self.marker_sql = marker_sql
         self.columns = columns
@@ -1184,14 +1208,15 @@ class Runner(object):
         statement = None
         try:
             for index, statement in enumerate(mig.statements):
-                if index == 0:  # BEGIN travels with the first statement: one round trip less
-                    self.db.run(BEGIN_PREFIX + statement.text, prefix_length=len(BEGIN_PREFIX))
+                if index == 0:  # the set-up and BEGIN travel with the first statement: one round trip
+                    prefix = self.setup_sql + BEGIN_PREFIX
+                    self.db.run(prefix + statement.text, prefix_length=len(prefix))
                 else:
                     self.db.run(statement.text)
             statement = None
             self._ensure_history()
             elapsed = int(round((time.monotonic() - started) * 1000))
-            record_version_and_commit(self.db, mig, self.applied_by, elapsed)
+            record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_role_sql)
         except SqlFailure as e:
             self._forget_session_state()
             if statement is None and e.connection_lost:
@@ -1214,6 +1239,7 @@ class Runner(object):
     def _ensure_history(self):
         """Make the history table ready, once per run (a migration may have just created it)."""
         if self.columns is None or not self.columns.issuperset(c for c, _ in HISTORY_EXTRA_COLUMNS):
+            self.db.run(self.own_role_sql)
             self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
         if not self.prepared:
             prepare_record_version(self.db, self.table_sql)
@@ -1222,6 +1248,8 @@ class Runner(object):
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
         marker = self.marker_sql
+        if self.setup_sql:
+            self.db.run(self.setup_sql)
         self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
                     'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
                     'statement integer, error text)' % marker)
@@ -1241,11 +1269,11 @@ class Runner(object):
                 pass  # connection gone: the row without an error says "interrupted"
             raise ApplyFailure(mig, statement, e)
         try:
-            self.db.run('BEGIN')
+            self.db.run(self.setup_sql + 'BEGIN')
             self._ensure_history()
             self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
             elapsed = int(round((time.monotonic() - started) * 1000))
-            record_version_and_commit(self.db, mig, self.applied_by, elapsed)
+            record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_role_sql)
         except SqlFailure as e:
             self._forget_session_state()
             raise ApplyFailure(mig, None, e, during_commit=e.connection_lost)
@@ -1371,27 +1399,48 @@ def connect(module, params, applied_by):
     return Db(conn)
 
 
+def session_setup_sql(params, server_version_num):
+    """The statements that give the session the run's settings, again before every migration.
+
+    Each file runs as if in a session of its own, like psql -f: a migration's plain SET (a timeout,
+    search_path, a role) must not hold for the migrations after it.
+    """
+    role = pg_quote_identifier(params['session_role'], 'role') if params['session_role'] else 'NONE'
+    settings = [('lock_timeout', params['lock_timeout'].strip())]
+    if params['statement_timeout'] is not None:
+        settings.append(('statement_timeout', params['statement_timeout'].strip()))
+    if server_version_num >= 140000:
+        # If this process dies (a killed container or CI job), the server notices within a second, even
+        # in the middle of a long statement: it rolls the migration back and frees the lock at once.
+        settings.append(('client_connection_check_interval', '1s'))
+    return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; SET ROLE %s; SELECT %s; '
+            % (role, ', '.join("set_config('%s', '%s', false)" % (name, value.replace("'", "''"))
+                              for name, value in settings)))
+
+
 def prepare_session(db, params, check_mode):
-    """Refuse a standby; make a check-mode session read-only, or take the lock and set timeouts."""
+    """Refuse a standby; make a check-mode session read-only, or take the lock and set timeouts.
+
+    Returns the session set-up to repeat before each migration (None in check mode).
+    """
     if db.value('SELECT pg_is_in_recovery() AS v'):
         raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true) and cannot be migrated; '
                           'point login_host/login_port at the primary. Nothing was applied')
-    # If this process dies (a killed container or CI job), the server notices within a second, even
-    # in the middle of a long statement: it rolls the migration back and frees the lock at once.
-    db.run("SELECT set_config('client_connection_check_interval', '1s', false) "
-           "WHERE current_setting('server_version_num')::int >= 140000")
+    version = int(db.value("SELECT current_setting('server_version_num') AS v"))
+    if version >= 140000:  # see session_setup_sql; from now on, the lock wait included
+        db.run("SELECT set_config('client_connection_check_interval', '1s', false)")
     if check_mode:
         db.run("SELECT set_config('default_transaction_read_only', 'on', false)")
-        return
+        return None
     key = params['lock_key'] if params['lock_key'] is not None else default_lock_key(params['table'])
     holder = acquire_lock(db, key, params['lock_wait'])
     if holder is not None:
         raise TaskFailure('another migration run holds the migration lock of %s (advisory lock %d) after '
                           'waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, or raise '
                           'lock_wait' % (params['db'], key, params['lock_wait'], holder))
-    db.run("SELECT set_config('lock_timeout', %s, false)", (params['lock_timeout'].strip(),))
-    if params['statement_timeout'] is not None:
-        db.run("SELECT set_config('statement_timeout', %s, false)", (params['statement_timeout'].strip(),))
+    setup = session_setup_sql(params, version)
+    db.run(setup)
+    return setup
 
 
 def execute_plan(runner, plan, entries_by_version, result):
@@ -1420,7 +1469,8 @@ def execute_plan(runner, plan, entries_by_version, result):
 def run(module, db, migrations, names, result):
     """The whole task once connected; fills result, raises TaskFailure."""
     params = module.params
-    prepare_session(db, params, module.check_mode)
+    setup_sql = prepare_session(db, params, module.check_mode)
+    names = dict(names, table=qualified_table(db, names['table']), marker=qualified_table(db, names['marker']))
     history, columns = read_history(db, names['table'])
     incomplete = read_incomplete(db, names['marker'])
     plan = plan_migrations(migrations, history, incomplete, params['target_version'],
@@ -1445,7 +1495,8 @@ def run(module, db, migrations, names, result):
             entries_by_version[mig.version].update(status='would_apply', changed=True)
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
-    runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'])
+    runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
+                    setup_sql, params['session_role'])
     execute_plan(runner, plan, entries_by_version, result)
 
 

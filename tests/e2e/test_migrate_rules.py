@@ -204,6 +204,32 @@ def test_custom_history_table_in_its_own_schema(db, migrate, mdir):
     assert migrate(mdir, table="deploy.history").result["changed"] is False
 
 
+@pytest.mark.parametrize("no_transaction", [False, True], ids=["in-a-transaction", "no-transaction"])
+def test_a_migrations_session_settings_do_not_reach_the_next_one_or_the_history(db, migrate, mdir, no_transaction):
+    """Each file runs as in a session of its own (like psql -f): a plain SET of a timeout,
+    search_path or role in 001 holds neither for 002 nor for the history row of 001."""
+    role = "mig_" + db.name[-8:]
+    db.sql(f'CREATE ROLE "{role}"')  # may not write schema_migrations
+    try:
+        header = "-- postgresql_migrate: no-transaction\n" if no_transaction else ""
+        write(mdir, "001_settings.sql", header + "CREATE SCHEMA elsewhere;\n"
+              "SET lock_timeout = '10min';\nSET statement_timeout = 0;\n"
+              "SET search_path = elsewhere, public;\n"
+              f'SET ROLE "{role}";\n')
+        write(mdir, "002_look.sql", "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout, "
+              "current_setting('statement_timeout') AS statement_timeout, "
+              "current_setting('search_path') AS search_path, current_user::text AS who;\n")
+
+        run = migrate(mdir, lock_timeout="4s", statement_timeout="2min")
+
+        assert run.rc == 0, run.output
+        assert recorded(db) == ["001", "002"]
+        assert db.sql("SELECT * FROM public.seen") == [("4s", "2min", '"$user", public', db.login_params()["login_user"])]
+        assert db.sql("SELECT to_regclass('elsewhere.schema_migrations')") == [(None,)]
+    finally:
+        db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
 def test_empty_directory_is_a_no_op(db, migrate, mdir):
     run = migrate(mdir)
     assert run.rc == 0

@@ -851,6 +851,19 @@ def test_retry_incomplete_applies_it_again(four, retry):
     assert versions(result["to_apply"]) == ["003", "004"]
 
 
+def test_incomplete_version_with_its_own_history_row_is_still_incomplete(four):
+    """A no-transaction file that registers itself (INSERT INTO schema_migrations ...) and then
+    stops: its row must not make it count as applied."""
+    own_row = dict(recorded(four[2]), checksum=None)  # written by the file: no checksum
+    history = history_of(recorded(four[0]), recorded(four[1]), own_row)
+    stopped = plan(four, history, INCOMPLETE_003)
+    assert [p.split(" is a ")[0] for p in stopped["problems"]] == ["003_index.sql"]
+    assert "003" not in versions(stopped["adopt"]) + versions(stopped["to_apply"])
+    retried = plan(four, history, INCOMPLETE_003, retry_incomplete=["003"])
+    assert retried["problems"] == []
+    assert versions(retried["to_apply"]) == ["003", "004"] and versions(retried["adopt"]) == []
+
+
 def test_unused_retry_incomplete_is_a_warning(four):
     result = plan(four, retry_incomplete=["2"])
     assert result["problems"] == []
