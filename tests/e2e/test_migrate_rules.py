@@ -230,6 +230,24 @@ def test_a_migrations_session_settings_do_not_reach_the_next_one_or_the_history(
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
+def test_session_role_is_the_role_of_every_migration_and_of_the_history(db, migrate, mdir):
+    role = "owner_" + db.name[-8:]
+    db.sql(f'CREATE ROLE "{role}"; GRANT CREATE ON SCHEMA public TO "{role}"')
+    try:
+        write(mdir, "001_first.sql", "CREATE TABLE first_t (id int);\nRESET ROLE;\n")
+        write(mdir, "002_second.sql", "CREATE TABLE second_t AS SELECT current_user::text AS who;\n")
+
+        run = migrate(mdir, session_role=role)
+
+        assert run.rc == 0, run.output
+        assert db.sql("SELECT who FROM second_t") == [(role,)]
+        assert db.sql("SELECT tableowner FROM pg_tables WHERE tablename IN ('first_t', 'second_t', "
+                      "'schema_migrations') GROUP BY tableowner") == [(role,)]
+        assert recorded(db) == ["001", "002"]
+    finally:
+        db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
 def test_empty_directory_is_a_no_op(db, migrate, mdir):
     run = migrate(mdir)
     assert run.rc == 0
