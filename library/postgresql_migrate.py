@@ -1152,15 +1152,14 @@ class ApplyFailure(Exception):
 class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
-    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql='',
-                 session_role=None, sleep=time.sleep):
+    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, role,
+                 sleep=time.sleep):
         self.db = db
         # Before each migration: the run's session settings again (session_setup_sql).
         self.setup_sql = setup_sql
-        # Inside each migration's transaction, before the module's own writes: its role again,
-        # should the migration have switched role.
-        self.own_role_sql = 'SET LOCAL ROLE %s; ' % (
-            pg_quote_identifier(session_role, 'role') if session_role else 'NONE')
+        # Inside each migration's transaction, before the module's own writes: the run's role
+        # again (run_role), should the migration have switched role.
+        self.own_role_sql = 'SET LOCAL ROLE %s; ' % role
         self.table_sql = table_sql
         self.marker_sql = marker_sql
         self.columns = columns
@@ -1248,8 +1247,7 @@ class Runner(object):
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
         marker = self.marker_sql
-        if self.setup_sql:
-            self.db.run(self.setup_sql)
+        self.db.run(self.setup_sql)
         self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
                     'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
                     'statement integer, error text)' % marker)
@@ -1399,13 +1397,17 @@ def connect(module, params, applied_by):
     return Db(conn)
 
 
+def run_role(params):
+    """The role the run's statements run as: session_role, quoted, or NONE (the login user)."""
+    return pg_quote_identifier(params['session_role'], 'role') if params['session_role'] else 'NONE'
+
+
 def session_setup_sql(params, server_version_num):
     """The statements that give the session the run's settings, again before every migration.
 
     Each file runs as if in a session of its own, like psql -f: a migration's plain SET (a timeout,
     search_path, a role) must not hold for the migrations after it.
     """
-    role = pg_quote_identifier(params['session_role'], 'role') if params['session_role'] else 'NONE'
     settings = [('lock_timeout', params['lock_timeout'].strip())]
     if params['statement_timeout'] is not None:
         settings.append(('statement_timeout', params['statement_timeout'].strip()))
@@ -1414,7 +1416,7 @@ def session_setup_sql(params, server_version_num):
         # in the middle of a long statement: it rolls the migration back and frees the lock at once.
         settings.append(('client_connection_check_interval', '1s'))
     return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; SET ROLE %s; SELECT %s; '
-            % (role, ', '.join("set_config('%s', '%s', false)" % (name, value.replace("'", "''"))
+            % (run_role(params), ', '.join("set_config('%s', '%s', false)" % (name, value.replace("'", "''"))
                               for name, value in settings)))
 
 
@@ -1496,7 +1498,7 @@ def run(module, db, migrations, names, result):
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
     runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
-                    setup_sql, params['session_role'])
+                    setup_sql, run_role(params))
     execute_plan(runner, plan, entries_by_version, result)
 
 
