@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pytest
 from pgcluster import Database, PgCluster
 
 from integration.conftest import deploy, site, socket_vars, tcp_login  # noqa: F401  (fixtures)
-from integration.support import REPO_ROOT, DeployRun, ansible_runner
+from integration.support import NOTES_017, REPO_ROOT, DeployRun, ansible_runner, write_sql
 
 __all__ = ["deploy", "site", "socket_vars", "tcp_login"]
 
@@ -198,6 +199,35 @@ def forms_of(password: str) -> list[str]:
     that part is found whatever a writer escapes (JSON, a Python literal, a shell word...)."""
     core = max(re.findall(r"[A-Za-z0-9_-]{12,}", password), key=len, default=None)
     return [password, password.replace("\\", "\\\\").replace(":", "\\:")] + ([core] if core else [])
+
+
+
+@contextmanager
+def deploy_waiting_in_pg_dump(pg, db, site, tcp_login, workdir: Path, reap, verbosity: int = 0):
+    """A password deploy (tcp_login) with 017 pending, started in the background and held while its
+    pg_dump waits for a lock on users; the st44 tables are applied first, owned by the deploy's role.
+    Yields the run; leaving the block releases the lock."""
+    first = ansible_runner.run_migrate(
+        dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port,
+             login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
+    assert first.rc == 0, first.output
+    write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)  # pending: a backup is taken
+    blocker = db.connect()
+    blocker.autocommit = False
+    blocker.cursor().execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+    try:
+        run = start_deploy(tcp_login.vars, workdir, secrets=tcp_login.secrets(), verbosity=verbosity)
+        reap(run)
+
+        def pg_dump_waits():
+            assert run.proc.poll() is None, "the deploy ended early:\n" + run.finish().output[-3000:]
+            return db.sql("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'pg_dump' "
+                          "AND wait_event_type = 'Lock'", (db.name,))
+        wait_for(pg_dump_waits, 180, what="pg_dump waiting for the lock on users")
+        yield run
+    finally:
+        blocker.rollback()
+        blocker.close()
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ import time
 import pytest
 
 from . import faults
-from .conftest import backends, forms_of, module_pids, pids_alive, start_deploy, start_module, wait_for, wait_for_backend
-from integration.support import NOTES_017, ST44_TABLES, ansible_runner, recorded_versions, write_sql
+from .conftest import (backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy,
+                       start_module, wait_for, wait_for_backend)
+from integration.support import ST44_TABLES, ansible_runner, recorded_versions
 
 pytestmark = [pytest.mark.e2e]
 
@@ -222,25 +223,9 @@ def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_back
         pg, db, site, tcp_login, deploy, tmp_path, reap):
     """Killed while pg_dump runs, a deploy leaves its pass file (the password) and a partial dump.
     A later backup removes such leftovers once older than db_deploy_leftover_hours, and keeps
-    younger ones: they may belong to a deploy running now."""
-    first = ansible_runner.run_migrate(
-        dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port,
-             login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
-    assert first.rc == 0, first.output
-    write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)  # pending: a backup is taken
-    blocker = db.connect()
-    blocker.autocommit = False
-    blocker.cursor().execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")  # pg_dump waits for it
-    try:
-        run = start_deploy(tcp_login.vars, tmp_path / "killed", secrets=tcp_login.secrets())
-        reap(run)
-        wait_for(lambda: db.sql("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = "
-                                "'pg_dump' AND wait_event_type = 'Lock'", (db.name,)), 180,
-                 what="pg_dump waiting for the lock on users")
+    younger ones (also when the setting is 0): they may belong to a deploy running now."""
+    with deploy_waiting_in_pg_dump(pg, db, site, tcp_login, tmp_path / "killed", reap) as run:
         run.kill_tree()
-    finally:
-        blocker.rollback()
-        blocker.close()
     # Its backend notices the dead client once it has the lock and writes to it.
     wait_for(lambda: not [b for b in backends(db.cluster, db.name) if b[1] == "pg_dump"], GONE_WITHIN,
              what="pg_dump's backend to end")
@@ -254,7 +239,8 @@ def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_back
     for name in young:
         (site.backups / name).write_text("in use")
 
-    rerun = deploy(vars=tcp_login.vars, secrets=tcp_login.secrets())
+    # 0 counts as the minimum of 1 hour: a deploy running now never loses its pass file.
+    rerun = deploy(vars=dict(tcp_login.vars, db_deploy_leftover_hours=0), secrets=tcp_login.secrets())
 
     assert rerun.rc == 0, rerun.output
     assert "017" in recorded_versions(db)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import forms_of, start_deploy, wait_for
-from integration.support import NOTES_017, ansible_runner, mode_of, write_sql
+from .conftest import deploy_waiting_in_pg_dump, forms_of
+from integration.support import mode_of
 
 pytestmark = [pytest.mark.e2e]
 
@@ -38,29 +38,10 @@ def test_password_appears_nowhere_even_at_vvv_and_while_pg_dump_runs(pg, db, sit
     assert ":" in tcp_login.password and "\\" in tcp_login.password
     db.sql(f'ALTER DATABASE "{db.name}" SET log_statement = \'all\'')
     log_start = len(pg.log_text())
-    # The st44 tables, owned by the deploy's role (as a deploy would leave them).
-    first = ansible_runner.run_migrate(
-        dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port,
-             login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
-    assert first.rc == 0, first.output
-    write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)  # something to back up for
-    blocker = db.connect()
-    blocker.autocommit = False
-    blocker.cursor().execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-    try:
-        run = start_deploy(tcp_login.vars, tmp_path / "run", secrets=tcp_login.secrets(), verbosity=3)
-        reap(run)
-        def pg_dump_waits():
-            assert run.proc.poll() is None, "the deploy ended early:\n" + run.finish().output[-3000:]
-            return db.sql("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'pg_dump' "
-                          "AND wait_event_type = 'Lock'", (db.name,))
-        wait_for(pg_dump_waits, 180, what="pg_dump waiting for the lock on users")
+    with deploy_waiting_in_pg_dump(pg, db, site, tcp_login, tmp_path / "run", reap, verbosity=3) as run:
         during = process_texts()
         names_during = [str(p) for p in site.root.rglob("*")]
         pass_files = list(site.backups.glob(".pgpass*"))
-    finally:
-        blocker.rollback()
-        blocker.close()
     done = run.finish(timeout=300)
 
     assert done.rc == 0, done.output[-5000:]
