@@ -153,6 +153,7 @@ notes:
     I(session_role), the server's defaults for the rest), as if in a session of its own. A plain
     C(SET) of a timeout, C(search_path) or C(ROLE) in one file does not hold for the next, nor
     for the history row, which goes to the history table's schema as found when the run started.
+    Temporary tables a file creates are dropped before the next file runs (C(DISCARD TEMP)).
   - Checksums are SHA-256 of the file with a leading byte order mark removed and line endings
     normalized to LF, so converting a file between CRLF and LF is not drift.
   - Versions are compared as numbers, so C(7_x.sql) and C(007_y.sql) are duplicates; the
@@ -1085,9 +1086,14 @@ def prepare_record_version(db, table_sql):
            .format(p=RECORD_STATEMENT, t=table_sql))
 
 
+def with_params(prefix, query):
+    """prefix (SQL that may hold a quoted name with %) put before a query that takes parameters."""
+    return prefix.replace('%', '%%') + query
+
+
 def record_version_and_commit(db, mig, applied_by, execution_ms, prefix=''):
     """Write the history row and commit, in one round trip; prefix goes first (SET LOCAL ROLE)."""
-    db.run(prefix + 'EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT),
+    db.run(with_params(prefix, 'EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT)),
            (mig.version, mig.name, mig.checksum, applied_by, execution_ms))
 
 
@@ -1244,6 +1250,12 @@ class Runner(object):
             prepare_record_version(self.db, self.table_sql)
             self.prepared = True
 
+    def _mark(self, assignment, value, version):
+        """Update the incomplete marker between a no-transaction file's statements, in a transaction
+        of its own under the run's role: the file may have switched role (SET ROLE) since."""
+        update = 'UPDATE %s SET %s WHERE version = %%s; COMMIT' % (self.marker_sql, assignment)
+        self.db.run(with_params('BEGIN; ' + self.own_role_sql, update), (value, version))
+
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
         marker = self.marker_sql
@@ -1257,14 +1269,14 @@ class Runner(object):
         statement = None
         try:
             for index, statement in enumerate(mig.statements, 1):
-                self.db.run('UPDATE %s SET statement = %%s WHERE version = %%s' % marker, (index, mig.version))
+                self._mark('statement = %s', index, mig.version)
                 self.db.run(statement.text)
         except SqlFailure as e:
             try:
-                self.db.run('UPDATE %s SET error = %%s WHERE version = %%s' % marker,
-                            ('line %d: %s' % (error_line(statement, e.position), e.describe()), mig.version))
+                self._mark('error = %s', 'line %d: %s' % (error_line(statement, e.position), e.describe()),
+                           mig.version)
             except SqlFailure:
-                pass  # connection gone: the row without an error says "interrupted"
+                self.db.rollback_quietly()  # connection gone: the row without an error says "interrupted"
             raise ApplyFailure(mig, statement, e)
         try:
             self.db.run(self.setup_sql + 'BEGIN')
@@ -1406,7 +1418,7 @@ def session_setup_sql(params, server_version_num):
     """The statements that give the session the run's settings, again before every migration.
 
     Each file runs as if in a session of its own, like psql -f: a migration's plain SET (a timeout,
-    search_path, a role) must not hold for the migrations after it.
+    search_path, a role) and its temporary tables must not reach the migrations after it.
     """
     settings = [('lock_timeout', params['lock_timeout'].strip())]
     if params['statement_timeout'] is not None:
@@ -1415,7 +1427,7 @@ def session_setup_sql(params, server_version_num):
         # If this process dies (a killed container or CI job), the server notices within a second, even
         # in the middle of a long statement: it rolls the migration back and frees the lock at once.
         settings.append(('client_connection_check_interval', '1s'))
-    return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; SET ROLE %s; SELECT %s; '
+    return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; SET ROLE %s; SELECT %s; '
             % (run_role(params), ', '.join("set_config('%s', '%s', false)" % (name, value.replace("'", "''"))
                               for name, value in settings)))
 

@@ -230,8 +230,9 @@ def test_a_migrations_session_settings_do_not_reach_the_next_one_or_the_history(
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
-def test_session_role_is_the_role_of_every_migration_and_of_the_history(db, migrate, mdir):
-    role = "owner_" + db.name[-8:]
+@pytest.mark.parametrize("prefix", ["owner_", "owner%s 100% "], ids=["plain", "percent-signs"])
+def test_session_role_is_the_role_of_every_migration_and_of_the_history(db, migrate, mdir, prefix):
+    role = prefix + db.name[-8:]
     db.sql(f'CREATE ROLE "{role}"; GRANT CREATE ON SCHEMA public TO "{role}"')
     try:
         write(mdir, "001_first.sql", "CREATE TABLE first_t (id int);\nRESET ROLE;\n")
@@ -244,6 +245,58 @@ def test_session_role_is_the_role_of_every_migration_and_of_the_history(db, migr
         assert db.sql("SELECT tableowner FROM pg_tables WHERE tablename IN ('first_t', 'second_t', "
                       "'schema_migrations') GROUP BY tableowner") == [(role,)]
         assert recorded(db) == ["001", "002"]
+    finally:
+        db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+@pytest.mark.parametrize("no_transaction", [False, True], ids=["in-a-transaction", "no-transaction"])
+def test_a_migrations_temporary_table_is_gone_for_the_next_one(db, migrate, mdir, no_transaction):
+    """Two data migrations that each stage rows in a temporary table of the same name: applied
+    in one run (a fresh database) as in two, the second must not find the first's table."""
+    header = "-- postgresql_migrate: no-transaction\n" if no_transaction else ""
+    write(mdir, "001_seed_colours.sql", header + "CREATE TEMP TABLE staging AS SELECT 'red'::text AS v;\n"
+          "CREATE TABLE colours AS SELECT v FROM staging;\n")
+    write(mdir, "002_seed_sizes.sql", "CREATE TEMP TABLE staging AS SELECT 'large'::text AS v;\n"
+          "CREATE TABLE sizes AS SELECT v FROM staging;\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 0, run.output
+    assert recorded(db) == ["001", "002"]
+    assert db.sql("SELECT v FROM colours") == [("red",)] and db.sql("SELECT v FROM sizes") == [("large",)]
+
+
+def test_no_transaction_migration_that_switches_role_keeps_its_progress_marker(db, migrate, mdir):
+    """CREATE INDEX CONCURRENTLY must run as the table's owner; a file that SETs that role
+    must still have its progress recorded, and its failure reported at its own line."""
+    role = "tabowner_" + db.name[-8:]
+    db.sql(f'CREATE ROLE "{role}"; GRANT CREATE ON SCHEMA public TO "{role}"; '
+           f'CREATE TABLE things (id int, label text); ALTER TABLE things OWNER TO "{role}"')
+    try:
+        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\n"
+              f'SET ROLE "{role}";\n'
+              "CREATE INDEX CONCURRENTLY things_id_idx ON things (id);\n"
+              "CREATE INDEX CONCURRENTLY things_bad_idx ON things (no_such_column);\n")
+
+        failed = migrate(mdir)
+
+        assert failed.rc == 2
+        assert "001_index.sql line 4" in failed.result["msg"], failed.result["msg"]
+        assert 'column "no_such_column" does not exist' in failed.result["msg"]
+        assert db.sql("SELECT version, statement, error LIKE 'line 4:%' FROM schema_migrations_incomplete") \
+            == [("001", 3, True)]
+
+        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\n"
+              f'SET ROLE "{role}";\n'
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS things_id_idx ON things (id);\n"
+              "CREATE INDEX CONCURRENTLY things_label_idx ON things (label);\n")
+        retried = migrate(mdir, retry_incomplete=["001"])
+
+        assert retried.rc == 0, retried.output
+        assert recorded(db) == ["001"]
+        assert db.sql("SELECT count(*) FROM schema_migrations_incomplete") == [(0,)]
+        assert db.sql("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'things'::regclass "
+                      "ORDER BY 1") == [("things_id_idx",), ("things_label_idx",)]
     finally:
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
