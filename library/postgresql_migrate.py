@@ -148,7 +148,9 @@ attributes:
     description: Shows the SQL of every migration applied, or that would be applied in check mode.
 notes:
   - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
-    meta-commands (lines starting with a backslash) are refused.
+    meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
+    (pg_dump's inline rows) or C(TO STDOUT), which only C(psql) can stream. Write seed rows as
+    C(INSERT ... VALUES).
   - Each file starts from the run's session settings (I(lock_timeout), I(statement_timeout),
     I(session_role), the server's defaults for the rest), as if in a session of its own. A plain
     C(SET) of a timeout, C(search_path) or C(ROLE) in one file does not hold for the next, nor
@@ -391,6 +393,8 @@ TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(--[^\n]*|/\*|' + _IDENT + '|' + _INERT + 
 # loop reads (E'...' takes backslash escapes).
 SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + _IDENT + "(?!'|" + _IDENT_CONT + r')|-(?!-)|/(?!\*))+')
 DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
+# The line that ends the rows of a COPY ... FROM STDIN in a psql script.
+COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
@@ -536,7 +540,7 @@ def split_statements(sql):
     routine = False        # CREATE [OR REPLACE] FUNCTION|PROCEDURE
     paren_depth = begin_depth = 0
     line, line_pos = 1, 0  # line number at offset line_pos, advanced incrementally
-    all_words = False      # ALTER: needs_no_transaction looks at every word
+    all_words = False      # ALTER, COPY: needs_no_transaction and copy_stream look at every word
     prev_word, prev_word_end = None, -1
 
     def meta_command(at):
@@ -573,7 +577,13 @@ def split_statements(sql):
                 line_pos = start
                 statements.append(Statement(sql[start:i].strip(), line, tuple(words)))
                 start, words, routine, all_words, paren_depth, begin_depth = None, [], False, False, 0, 0
-            i = end
+                i = end
+                if copy_stream(statements[-1]) == 'FROM STDIN':
+                    # psql reads the rows that follow, up to a line \. (pg_dump's format): not SQL
+                    data_end = COPY_DATA_END_RE.search(sql, i)
+                    i = data_end.end() if data_end else n
+            else:
+                i = end
         elif c == "'":
             escapes = prev_word in ('E', 'e') and prev_word_end == i
             i = _skip_quoted(sql, i, "'", escapes)
@@ -602,7 +612,7 @@ def split_statements(sql):
             if paren_depth == 0:
                 words.append(token)
                 if len(words) == 1:
-                    all_words = token.upper() == 'ALTER'
+                    all_words = token.upper() in ('ALTER', 'COPY')
                 elif len(words) in (2, 4):
                     routine = _is_routine_definition(words)
                 if routine:
@@ -619,6 +629,17 @@ def split_statements(sql):
         if text:
             statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words)))
     return statements
+
+
+def copy_stream(statement):
+    """'FROM STDIN' or 'TO STDOUT' when the statement is a COPY that streams through the client, or None."""
+    w = [x.upper() for x in statement.words]
+    if not w or w[0] != 'COPY':
+        return None
+    for direction, stream in (('FROM', 'STDIN'), ('TO', 'STDOUT')):
+        if direction in w[:-1] and w[w.index(direction) + 1] == stream:
+            return '%s %s' % (direction, stream)
+    return None
 
 
 def transaction_control(statement):
@@ -697,6 +718,12 @@ def analyze_migration(mig):
             problems.append('%s line %d: top-level %s. The module runs each migration in its own '
                             'transaction; remove the transaction control statements'
                             % (mig.filename, st.line, control))
+        stream = copy_stream(st)
+        if stream:
+            problems.append('%s line %d: COPY ... %s streams rows through the client, which only psql '
+                            'does (inline data, \\copy); write the rows as INSERT ... VALUES, or COPY %s a '
+                            'file on the database server' % (mig.filename, st.line, stream,
+                                                             'from' if stream == 'FROM STDIN' else 'to'))
         reason = needs_no_transaction(st)
         if reason and mig.transactional:
             problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '
@@ -939,8 +966,9 @@ def build_diff(entries, migrations_by_file, check_mode):
 class SqlFailure(Exception):
     """A database error with what a person needs to act on it."""
 
-    def __init__(self, exc):
+    def __init__(self, exc, connection_closed=True):
         diag = getattr(exc, 'diag', None)
+        self.connection_closed = connection_closed
         self.sqlstate = getattr(diag, 'sqlstate', None) or getattr(exc, 'pgcode', None) or getattr(exc, 'sqlstate', None)
         # Without a server message (a lost connection), libpq's own text: one line, no final period.
         self.message = getattr(diag, 'message_primary', None) or ' '.join(to_native(exc).split()).rstrip('.')
@@ -952,8 +980,13 @@ class SqlFailure(Exception):
 
     @property
     def connection_lost(self):
-        """The server did not answer: no SQLSTATE, or one of the connection/shutdown classes."""
-        return not self.sqlstate or self.sqlstate.startswith(('08', '57P'))
+        """The server did not answer: a connection/shutdown SQLSTATE, or none and the connection is closed.
+
+        An error without SQLSTATE on an open connection is the driver refusing a statement itself.
+        """
+        if self.sqlstate:
+            return self.sqlstate.startswith(('08', '57P'))
+        return self.connection_closed
 
     def describe(self):
         text = ('SQLSTATE %s: %s' % (self.sqlstate, self.message)) if self.sqlstate else self.message
@@ -976,7 +1009,7 @@ class Db(object):
         try:
             self.cursor.execute(query, params) if params is not None else self.cursor.execute(query)
         except Exception as e:  # psycopg2.Error and psycopg.Error share no import path here
-            failure = SqlFailure(e)
+            failure = SqlFailure(e, connection_closed=bool(self.conn.closed))
             if failure.position:
                 failure.position = max(1, failure.position - prefix_length)
             raise failure

@@ -171,6 +171,8 @@ def test_out_of_order_version_is_refused_unless_allowed(db, migrate, mdir):
     ("003_empty.sql", "-- nothing here\n", "contains no SQL statement"),
     ("003_conc.sql", "CREATE INDEX CONCURRENTLY one_idx ON one (id);\n", "cannot run inside a transaction block"),
     ("003_meta.sql", "\\i other.sql\n", "psql meta-command"),
+    ("003_seed.sql", "CREATE TABLE colours (id int, name text);\nCOPY colours (id, name) FROM stdin;\n"
+     "1\tred\n\\.\n", "003_seed.sql line 2: COPY ... FROM STDIN streams rows through the client"),
 ])
 def test_bad_files_are_refused_before_anything_is_written(db, migrate, mdir, name, content, expected):
     make_three(mdir)

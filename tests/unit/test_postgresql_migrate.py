@@ -429,6 +429,44 @@ def test_psql_include_is_refused_with_the_file_name():
         "006_include.sql: psql meta-command at line 2 (\\i): only SQL is supported"]
 
 
+PG_DUMP_COPY = ("CREATE TABLE colours (id int, name text);\n"
+                "COPY public.colours (id, name) FROM stdin;\n"
+                "1\tred; or 'crimson'\n"
+                "2\t\\N\n"
+                "\\.\n"
+                "CREATE INDEX colours_name ON colours (name);\n")
+
+
+def test_split_steps_over_the_rows_of_a_copy_from_stdin_as_psql_does():
+    statements = pm.split_statements(PG_DUMP_COPY)
+    assert [(s.line, s.text) for s in statements] == [
+        (1, "CREATE TABLE colours (id int, name text)"),
+        (2, "COPY public.colours (id, name) FROM stdin"),
+        (6, "CREATE INDEX colours_name ON colours (name)")]
+
+
+@pytest.mark.parametrize("sql, stream", [
+    ("COPY public.colours (id, name) FROM stdin", "FROM STDIN"),
+    ("copy colours from STDIN with (format csv, header)", "FROM STDIN"),
+    ("COPY (SELECT 1) TO STDOUT", "TO STDOUT"),
+    ("COPY colours TO stdout WITH (FORMAT csv)", "TO STDOUT"),
+    ("COPY colours FROM '/srv/colours.csv'", None),
+    ("COPY stdin FROM '/srv/a_table_named_stdin.csv'", None),
+    ("COPY colours TO PROGRAM 'gzip > /tmp/x.gz'", None),
+    ("CREATE TABLE stdin (id int)", None),
+])
+def test_copy_stream_is_a_copy_through_the_client(sql, stream):
+    assert pm.copy_stream(one_statement(sql)) == stream
+
+
+def test_copy_through_the_client_is_refused_naming_the_line_and_what_to_write():
+    assert problems_of_file("020_seed.sql", PG_DUMP_COPY + "COPY colours TO STDOUT;\n") == [
+        "020_seed.sql line 2: COPY ... FROM STDIN streams rows through the client, which only psql does "
+        "(inline data, \\copy); write the rows as INSERT ... VALUES, or COPY from a file on the database server",
+        "020_seed.sql line 7: COPY ... TO STDOUT streams rows through the client, which only psql does "
+        "(inline data, \\copy); write the rows as INSERT ... VALUES, or COPY to a file on the database server"]
+
+
 def test_top_level_transaction_control_is_refused_naming_each_line():
     sql = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n"
     suffix = ". The module runs each migration in its own transaction; remove the transaction control statements"
@@ -1139,6 +1177,23 @@ def test_libpq_text_of_a_lost_connection_becomes_one_line_without_final_period()
     assert pm.SqlFailure(DriverError(text)).message == (
         "server closed the connection unexpectedly This probably means the server terminated abnormally "
         "before or while processing the request")
+
+
+def test_a_statement_the_driver_refuses_is_no_lost_connection_but_a_terminated_session_is(pm, db):
+    """Only a closed connection makes the run say so (and the commit outcome unknown)."""
+    conn = db.connect()
+    try:
+        session = pm.Db(conn)
+        with pytest.raises(pm.SqlFailure) as refused:
+            session.run("SELECT %s, %s", (1,))  # one parameter for two placeholders: psycopg refuses
+        assert refused.value.sqlstate is None and not refused.value.connection_lost
+        pid = session.value("SELECT pg_backend_pid() AS v")
+        db.sql("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(pm.SqlFailure) as lost:
+            session.run("SELECT 1")
+        assert lost.value.connection_lost
+    finally:
+        conn.close()
 
 
 def test_failure_details_name_file_line_and_statement(orders):
