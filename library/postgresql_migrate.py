@@ -97,7 +97,8 @@ options:
   lock_wait:
     description:
       - Seconds to wait for the advisory lock held by another run before failing. C(0) fails at
-        once when the lock is taken.
+        once when the lock is taken. At most 2147483 (PostgreSQL's largest C(lock_timeout)). A
+        C(statement_timeout) set for the database or role does not shorten this wait.
     type: float
     default: 60
   lock_key:
@@ -111,6 +112,9 @@ options:
         migration waiting longer than this for a lock that an application session holds fails
         instead of queueing every later application query behind it.
       - C(0) waits forever; not recommended on a live database.
+      - Not applied to the C(CONCURRENTLY) statements of a no-transaction file, which wait for
+        every older transaction to end (a report, a C(pg_dump)) without blocking application
+        queries; O(statement_timeout) still bounds them.
     type: str
     default: 5s
   lock_retries:
@@ -156,6 +160,11 @@ notes:
     C(SET) of a timeout, C(search_path) or C(ROLE) in one file does not hold for the next, nor
     for the history row, which goes to the history table's schema as found when the run started.
     Temporary tables a file creates are dropped before the next file runs (C(DISCARD TEMP)).
+  - The module connects with C(client_encoding=UTF8), so the server converts the files to the
+    database's encoding, and a character the database cannot store fails the migration with
+    SQLSTATE 22P05.
+  - A database that is read-only for the session (C(default_transaction_read_only)) is refused
+    before anything, in check mode too.
   - Checksums are SHA-256 of the file with a leading byte order mark removed and line endings
     normalized to LF, so converting a file between CRLF and LF is not drift.
   - Versions are compared as numbers, so C(7_x.sql) and C(007_y.sql) are duplicates; the
@@ -409,6 +418,7 @@ HISTORY_EXTRA_COLUMNS = (
     ('execution_ms', 'integer'),
 )
 BEGIN_PREFIX = 'BEGIN; '
+MAX_LOCK_WAIT = 2147483  # seconds: PostgreSQL's largest lock_timeout (2^31 - 1 ms)
 STATUSES = ('applied', 'already_applied', 'would_apply', 'failed', 'skipped', 'pending')
 
 
@@ -974,6 +984,8 @@ class SqlFailure(Exception):
         self.message = getattr(diag, 'message_primary', None) or ' '.join(to_native(exc).split()).rstrip('.')
         self.detail = getattr(diag, 'message_detail', None)
         self.hint = getattr(diag, 'message_hint', None)
+        context = getattr(diag, 'context', None)
+        self.context = '; '.join(line.strip() for line in context.splitlines() if line.strip()) if context else None
         position = getattr(diag, 'statement_position', None)
         self.position = int(position) if position and str(position).isdigit() else None
         super(SqlFailure, self).__init__(self.message)
@@ -994,6 +1006,8 @@ class SqlFailure(Exception):
             text += ' DETAIL: %s' % self.detail
         if self.hint:
             text += ' HINT: %s' % self.hint
+        if self.context:
+            text += ' CONTEXT: %s' % self.context
         return text
 
 
@@ -1136,7 +1150,9 @@ def acquire_lock(db, key, wait_seconds):
         if db.value('SELECT pg_try_advisory_lock(%s) AS v', (key,)):
             return None
         return describe_lock_holder(db, key)
-    db.run("SELECT set_config('lock_timeout', %s, false)", ('%dms' % max(1, int(wait_seconds * 1000)),))
+    # statement_timeout off: one set for the database or the role must not cut the wait short.
+    db.run("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', '0', false)",
+           ('%dms' % max(1, int(wait_seconds * 1000)),))
     try:
         db.run('SELECT pg_advisory_lock(%s)', (key,))
         return None
@@ -1170,11 +1186,16 @@ def describe_lock_holder(db, key):
 class ApplyFailure(Exception):
     """A migration that failed: which statement, the server's error, how many attempts."""
 
-    def __init__(self, mig, statement, failure, during_commit=False):
+    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None):
         self.mig = mig
         self.statement = statement
         self.failure = failure
         self.during_commit = during_commit
+        # What the module itself was doing (writing the history, the progress marker); None when
+        # a statement of the file, or the COMMIT of its transaction, failed.
+        self.during = during
+        self.note = note  # what else the person must know (invalid indexes left behind)
+        self.progress = progress  # no-transaction file: what of it ran, when not "the statements before"
         self.attempts = 1
         self.duration_ms = None
         super(ApplyFailure, self).__init__(failure.message)
@@ -1198,7 +1219,7 @@ class Runner(object):
         self.setup_sql = setup_sql
         # Inside each migration's transaction, before the module's own writes: the run's role
         # again (run_role), should the migration have switched role.
-        self.own_role_sql = 'SET LOCAL ROLE %s; ' % role
+        self.own_role_sql = 'SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE %s; ' % role
         self.table_sql = table_sql
         self.marker_sql = marker_sql
         self.columns = columns
@@ -1251,16 +1272,25 @@ class Runner(object):
                     self.db.run(prefix + statement.text, prefix_length=len(prefix))
                 else:
                     self.db.run(statement.text)
-            statement = None
+        except SqlFailure as e:
+            self._forget_session_state()
+            raise ApplyFailure(mig, statement, e)
+        try:
             self._ensure_history()
-            elapsed = int(round((time.monotonic() - started) * 1000))
+        except SqlFailure as e:
+            self._forget_session_state()
+            raise ApplyFailure(mig, None, e, during='preparing the history table %s' % self.table_sql)
+        elapsed = int(round((time.monotonic() - started) * 1000))
+        try:
             record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_role_sql)
         except SqlFailure as e:
             self._forget_session_state()
-            if statement is None and e.connection_lost:
+            if e.connection_lost:
                 # The history row and COMMIT were sent together: the outcome is unknown.
                 raise ApplyFailure(mig, None, e, during_commit=True)
-            raise ApplyFailure(mig, statement, e)
+            if e.sqlstate and e.sqlstate.startswith(('23', '40')):
+                raise ApplyFailure(mig, None, e)  # the file's deferred constraint or a conflict, at COMMIT
+            raise ApplyFailure(mig, None, e, during='writing its row to the history table %s' % self.table_sql)
         return elapsed
 
     def _forget_session_state(self):
@@ -1292,25 +1322,36 @@ class Runner(object):
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
         marker = self.marker_sql
-        self.db.run(self.setup_sql)
-        self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
-                    'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
-                    'statement integer, error text)' % marker)
-        self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
-        self.db.run('INSERT INTO %s (version, name, checksum, started_by) VALUES (%%s, %%s, %%s, %%s)' % marker,
-                    (mig.version, mig.name, mig.checksum, self.applied_by))
-        statement = None
         try:
-            for index, statement in enumerate(mig.statements, 1):
-                self._mark('statement = %s', index, mig.version)
-                self.db.run(statement.text)
+            self.db.run(self.setup_sql)
+            self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
+                        'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
+                        'statement integer, error text)' % marker)
+            self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
+            self.db.run('INSERT INTO %s (version, name, checksum, started_by) VALUES (%%s, %%s, %%s, %%s)' % marker,
+                        (mig.version, mig.name, mig.checksum, self.applied_by))
         except SqlFailure as e:
+            raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker,
+                               progress='none of its statements ran')
+        for index, statement in enumerate(mig.statements, 1):
             try:
-                self._mark('error = %s', 'line %d: %s' % (error_line(statement, e.position), e.describe()),
-                           mig.version)
-            except SqlFailure:
-                self.db.rollback_quietly()  # connection gone: the row without an error says "interrupted"
-            raise ApplyFailure(mig, statement, e)
+                self._mark('statement = %s', index, mig.version)
+            except SqlFailure as e:
+                self.db.rollback_quietly()
+                raise ApplyFailure(mig, None, e, during='recording in %s that line %d starts'
+                                   % (marker, statement.line),
+                                   progress='statements before line %d stayed applied; it is marked incomplete and '
+                                            'the next run explains how to retry it' % statement.line)
+            try:
+                self._run_outside_transaction(statement)
+            except SqlFailure as e:
+                note = self._invalid_indexes_note(statement)
+                try:
+                    self._mark('error = %s', 'line %d: %s%s' % (error_line(statement, e.position), e.describe(),
+                                                                '. ' + note if note else ''), mig.version)
+                except SqlFailure:
+                    self.db.rollback_quietly()  # connection gone: the row without an error says "interrupted"
+                raise ApplyFailure(mig, statement, e, note=note)
         try:
             self.db.run(self.setup_sql + 'BEGIN')
             self._ensure_history()
@@ -1319,34 +1360,87 @@ class Runner(object):
             record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_role_sql)
         except SqlFailure as e:
             self._forget_session_state()
-            raise ApplyFailure(mig, None, e, during_commit=e.connection_lost)
+            raise ApplyFailure(mig, None, e, during_commit=e.connection_lost,
+                               during='recording it in the history table %s' % self.table_sql,
+                               progress='all its statements ran, but it is not recorded; it stays marked '
+                                        'incomplete and the next run explains how to retry it')
         return elapsed
+
+    def _run_outside_transaction(self, statement):
+        """Run one statement of a no-transaction file.
+
+        A CONCURRENTLY statement waits for every transaction older than it to end, however
+        unrelated (a report, a pg_dump); that wait blocks no application query, so it runs with
+        no lock_timeout (statement_timeout still applies) and the file's own setting is put back.
+        """
+        reason = needs_no_transaction(statement)
+        if not reason or 'CONCURRENTLY' not in reason:
+            self.db.run(statement.text)
+            return
+        previous = self.db.value("SELECT current_setting('lock_timeout') AS v")
+        self.db.run("SELECT set_config('lock_timeout', '0', false)")
+        try:
+            self.db.run(statement.text)
+        finally:
+            try:
+                self.db.run("SELECT set_config('lock_timeout', %s, false)", (previous,))
+            except SqlFailure:
+                pass  # connection gone; the caller reports the statement's own error
+
+    def _invalid_indexes_note(self, statement):
+        """After a failed CONCURRENTLY statement: the invalid indexes it may have left, and what to do."""
+        reason = needs_no_transaction(statement)
+        if not reason or 'INDEX' not in reason:
+            return None
+        try:
+            invalid = [r['v'] for r in self.db.rows(
+                'SELECT indexrelid::regclass::text AS v FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1')]
+        except SqlFailure:
+            return None
+        if not invalid:
+            return None
+        return ('invalid indexes in the database now: %s. A failed %s leaves its index invalid: drop it with '
+                'DROP INDEX CONCURRENTLY before the retry, or CREATE INDEX ... IF NOT EXISTS keeps the invalid one'
+                % (', '.join(invalid), reason))
 
 
 def failure_message(failure, applied_versions, check_hint):
+    """The task's message for a failed migration: what failed, what stayed, what to do."""
     d = failure.details()
-    where = '%s line %s' % (d['file'], d['line']) if d['line'] else d['file']
-    text = 'migration %s failed at %s: %s' % (d['version'], where, failure.failure.describe())
+    version, sqlstate = d['version'], failure.failure.sqlstate
+    if failure.during:
+        text = 'migration %s failed while %s: %s' % (version, failure.during, failure.failure.describe())
+        check_hint = ('The file is not the cause: check the table option, and that the login user (or '
+                      'session_role) may create and write that table in its schema; then rerun.')
+    else:
+        where = '%s line %s' % (d['file'], d['line']) if d['line'] else d['file']
+        text = 'migration %s failed at %s: %s' % (version, where, failure.failure.describe())
+    if failure.note:
+        text += '. ' + failure.note
     if d['attempts'] > 1:
         text += ' (after %d attempts)' % d['attempts']
-    if failure.failure.sqlstate in RETRYABLE_SQLSTATES:
+    if sqlstate in RETRYABLE_SQLSTATES:
         text += ('. Another session held a lock the migration needed for longer than lock_timeout; find it '
                  'with SELECT pid, state, query FROM pg_stat_activity WHERE wait_event_type IS NULL AND '
-                 'state LIKE \'idle in transaction%\', then rerun')
-    elif failure.failure.sqlstate == '25001':
+                 'state LIKE \'idle in transaction%\'')
+        check_hint = 'The file is not the cause; rerun when that session is gone.'
+    elif sqlstate == '25001':
         text += '. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a transaction'
     if failure.during_commit:
         text += ('. The connection failed while committing, so whether %s was recorded is unknown; rerun: '
-                 'the next run applies it only if it is not recorded' % d['version'])
+                 'the next run applies it only if it is not recorded' % version)
     elif failure.mig.transactional and failure.failure.connection_lost:
         text += ('. The run lost the connection to the database (the server restarted or stopped, or the session '
-                 'was terminated). Nothing of %s was applied (its transaction was rolled back)' % d['version'])
-        check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % d['version']
+                 'was terminated). Nothing of %s was applied (its transaction was rolled back)' % version)
+        check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
     elif failure.mig.transactional:
-        text += '. Nothing of %s was applied (its transaction was rolled back)' % d['version']
+        text += '. Nothing of %s was applied (its transaction was rolled back)' % version
     else:
-        text += ('. %s is a no-transaction migration: statements before line %s stayed applied; it is marked '
-                 'incomplete and the next run explains how to retry it' % (d['version'], d['line']))
+        text += '. %s is a no-transaction migration: %s' % (version, failure.progress or (
+            'statements before line %s stayed applied; it is marked incomplete and the next run explains how '
+            'to retry it' % d['line']))
+        if sqlstate in RETRYABLE_SQLSTATES:
+            check_hint = 'The file is not the cause; retry it (retry_incomplete) when that session is gone.'
     text += '. Applied by this run before it: %s. %s' % (', '.join(applied_versions) or 'none', check_hint)
     return text
 
@@ -1379,14 +1473,19 @@ def argument_spec():
 
 def validate_params(params):
     problems = []
+    if not params['db'].strip():
+        problems.append('db is empty: name the database to migrate (with no name the driver would connect to '
+                        'a default database)')
+    if not params['path'].strip():
+        problems.append('path is empty: give the directory of the migration files')
     if not TABLE_RE.fullmatch(params['table']):
         problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; '
                         'at most 52 characters for the table)' % params['table'])
     for name in ('lock_timeout', 'statement_timeout'):
         if params[name] is not None and not PG_INTERVAL_RE.fullmatch(params[name]):
             problems.append('%s %r is not a PostgreSQL duration such as 5s, 500ms or 0' % (name, params[name]))
-    if params['lock_wait'] < 0:
-        problems.append('lock_wait must be 0 or more seconds')
+    if not 0 <= params['lock_wait'] <= MAX_LOCK_WAIT:  # also refuses nan
+        problems.append('lock_wait must be 0 to %d seconds, not %g' % (MAX_LOCK_WAIT, params['lock_wait']))
     if params['lock_retries'] < 0:
         problems.append('lock_retries must be 0 or more')
     if params['max_file_size'] <= 0:
@@ -1434,6 +1533,9 @@ def connect(module, params, applied_by):
     """One autocommit connection through community.postgresql's helpers."""
     conn_params = get_conn_params(module, params, warn_db_default=False)
     conn_params.setdefault('application_name', ('postgresql_migrate %s' % applied_by)[:63])
+    # The files are UTF-8: the server converts them to the database's encoding, or names the
+    # character it cannot store. Given at connect time, RESET ALL keeps it.
+    conn_params['client_encoding'] = 'UTF8'
     conn, error = connect_to_db(module, conn_params, autocommit=True, fail_on_conn=False)
     if conn is None:
         error = (error or '').strip()
@@ -1470,10 +1572,17 @@ def prepare_session(db, params, check_mode):
 
     Returns the session set-up to repeat before each migration (None in check mode).
     """
-    if db.value('SELECT pg_is_in_recovery() AS v'):
+    server = db.rows("SELECT pg_is_in_recovery() AS standby, current_setting('server_version_num')::int AS version, "
+                     "current_setting('default_transaction_read_only') AS read_only")[0]
+    if server['standby']:
         raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true) and cannot be migrated; '
                           'point login_host/login_port at the primary. Nothing was applied')
-    version = int(db.value("SELECT current_setting('server_version_num') AS v"))
+    if server['read_only'] == 'on':
+        raise TaskFailure('database %s is read-only for this session (default_transaction_read_only is on, set for '
+                          'the server, the database or the login role); find where with SELECT * FROM '
+                          'pg_db_role_setting, or SHOW default_transaction_read_only. Nothing was applied'
+                          % params['db'])
+    version = server['version']
     if version >= 140000:  # see session_setup_sql; from now on, the lock wait included
         db.run("SELECT set_config('client_connection_check_interval', '1s', false)")
     if check_mode:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 
 import pytest
 from conftest import catalog_snapshot
@@ -303,6 +305,69 @@ def test_no_transaction_migration_that_switches_role_keeps_its_progress_marker(d
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
+def test_error_inside_a_do_block_names_the_line_of_the_block(db, migrate, mdir):
+    write(mdir, "001_do.sql", "-- backfill\n\nDO $$\nBEGIN\n  PERFORM 1;\n"
+          "  INSERT INTO no_such_table VALUES (1);\nEND\n$$;\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    assert "001_do.sql line 3: SQLSTATE 42P01" in run.result["msg"]
+    assert "CONTEXT: PL/pgSQL function inline_code_block line 4 at SQL statement" in run.result["msg"]
+
+
+def test_history_table_in_a_schema_that_does_not_exist_is_not_blamed_on_the_file(db, migrate, mdir):
+    make_three(mdir)
+
+    run = migrate(mdir, table="audit.schema_migrations")
+
+    assert run.rc == 2
+    assert run.result["msg"].startswith("migration 001 failed while preparing the history table "
+                                        '"audit"."schema_migrations": SQLSTATE 3F000: schema "audit" does not exist')
+    assert run.result["msg"].endswith("The file is not the cause: check the table option, and that the login user "
+                                      "(or session_role) may create and write that table in its schema; then rerun.")
+    assert run.status_of()["001"] == "failed"
+    assert db.tables() == []
+
+
+def test_no_transaction_file_whose_progress_table_cannot_be_created_is_reported_as_failed(db, migrate, mdir):
+    user = "deployer_" + db.name[-8:]
+    db.sql(f'CREATE ROLE "{user}" LOGIN; CREATE TABLE schema_migrations (version varchar(50) PRIMARY KEY, '
+           f'name varchar(255), applied_at timestamptz DEFAULT now()); ALTER TABLE schema_migrations OWNER TO "{user}"; '
+           f'CREATE TABLE t (id int); ALTER TABLE t OWNER TO "{user}"')
+    try:
+        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\n"
+              "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
+
+        run = migrate(mdir, login_user=user)
+
+        assert run.rc == 2
+        msg = run.result["msg"]
+        assert msg.startswith('migration 001 failed while creating its progress row in public.'
+                              '"schema_migrations_incomplete": SQLSTATE 42501: permission denied for schema public')
+        assert "001 is a no-transaction migration: none of its statements ran" in msg
+        assert run.status_of()["001"] == "failed"
+        assert db.sql("SELECT count(*) FROM pg_indexes WHERE indexname = 't_id'") == [(0,)]
+    finally:
+        db.sql(f'DROP OWNED BY "{user}"; DROP ROLE "{user}"')
+
+
+def test_set_session_authorization_in_a_file_does_not_reach_the_history(db, migrate, mdir):
+    user = "someone_" + db.name[-8:]
+    db.sql(f'CREATE ROLE "{user}"; GRANT CREATE ON SCHEMA public TO "{user}"')
+    try:
+        write(mdir, "001_as_someone.sql", f'SET SESSION AUTHORIZATION "{user}";\nCREATE TABLE theirs (id int);\n')
+
+        run = migrate(mdir)
+
+        assert run.rc == 0, run.output
+        owners = dict(db.sql("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"))
+        assert owners == {"theirs": user, "schema_migrations": db.login_params()["login_user"]}
+        assert recorded(db) == ["001"]
+    finally:
+        db.sql(f'DROP OWNED BY "{user}"; DROP ROLE "{user}"')
+
+
 def test_empty_directory_is_a_no_op(db, migrate, mdir):
     run = migrate(mdir)
     assert run.rc == 0
@@ -377,6 +442,62 @@ def test_lock_held_by_another_run_fails_after_the_wait_naming_the_holder(db, mig
         holder.close()
 
 
+def test_statement_timeout_of_the_database_does_not_cut_the_lock_wait_short(db, migrate, mdir):
+    make_three(mdir)
+    db.sql(f'ALTER DATABASE "{db.name}" SET statement_timeout = \'500ms\'')
+    holder = db.connect()
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(78)")
+        started = time.monotonic()
+
+        run = migrate(mdir, lock_key=78, lock_wait=2)
+
+        assert time.monotonic() - started >= 2
+        assert run.rc == 2
+        assert "another migration run holds the migration lock" in run.result["msg"], run.result["msg"]
+        assert db.tables() == []
+    finally:
+        holder.close()
+
+
+def test_create_index_concurrently_waits_for_an_unrelated_old_transaction(db, migrate, mdir):
+    """CREATE INDEX CONCURRENTLY waits for every older snapshot (a report, a pg_dump); that blocks
+    no app query, so lock_timeout must not fail it."""
+    write(mdir, "001_big.sql", "CREATE TABLE big (id int);\nCREATE TABLE other (id int);\n")
+    assert migrate(mdir).rc == 0
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+          "CREATE INDEX CONCURRENTLY big_id ON big (id);\n")
+    report = db.connect()
+    report.autocommit = False
+    try:
+        report.cursor().execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other")
+        threading.Timer(2.5, report.rollback).start()  # the report ends after 2.5 s
+
+        run = migrate(mdir, lock_timeout="500ms")
+
+        assert run.rc == 0, run.output
+        assert db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_id'::regclass") == [(True,)]
+        assert db.sql("SELECT current_setting('lock_timeout')") == [("0",)]  # the server's, untouched
+    finally:
+        report.close()
+
+
+def test_failed_create_index_concurrently_names_the_invalid_index_to_drop(db, migrate, mdir):
+    write(mdir, "001_t.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+          "CREATE UNIQUE INDEX CONCURRENTLY t_id ON t (id);\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    msg = run.result["msg"]
+    assert "002_index.sql line 2: SQLSTATE 23505" in msg
+    assert ("invalid indexes in the database now: t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY leaves its index "
+            "invalid: drop it with DROP INDEX CONCURRENTLY before the retry") in msg
+    assert db.sql("SELECT error LIKE '%invalid indexes in the database now: t_id%' "
+                  "FROM schema_migrations_incomplete") == [(True,)]
+
+
 def test_table_lock_held_by_the_app_times_out_retries_then_fails(db, migrate, mdir):
     write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
     assert migrate(mdir).rc == 0
@@ -401,6 +522,49 @@ def test_table_lock_held_by_the_app_times_out_retries_then_fails(db, migrate, md
 
 
 # --- server roles and connections -------------------------------------------
+
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+def test_read_only_database_is_refused_in_check_mode_too(db, migrate, mdir, check):
+    make_three(mdir)
+    db.sql(f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = on')
+
+    run = migrate(mdir, check=check)
+
+    assert run.rc == 2
+    assert f"database {db.name} is read-only for this session (default_transaction_read_only is on" \
+        in run.result["msg"]
+    assert db.tables() == []
+
+
+def test_empty_database_name_is_refused_and_the_default_database_untouched(pg, migrate, mdir):
+    make_three(mdir)
+
+    run = migrate(mdir, db="")
+
+    assert run.rc == 2
+    assert "db is empty: name the database to migrate" in run.result["msg"]
+    assert pg.sql("SELECT count(*) FROM pg_tables WHERE tablename IN ('one', 'schema_migrations')") == [(0,)]
+
+
+def test_latin1_database_gets_the_servers_word_for_a_character_it_cannot_store(pg, mdir):
+    from ansible_runner import run_migrate
+    name = "latin1_" + uuid.uuid4().hex[:8]
+    pg.sql(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        write(mdir, "001_cafe.sql", "CREATE TABLE cafe (name text);\nINSERT INTO cafe VALUES ('caf\u00e9');\n")
+        write(mdir, "002_price.sql", "-- a comment is not sent: \u20ac\nCREATE TABLE price (eur numeric);\n"
+              "COMMENT ON TABLE price IS 'in \u20ac';\n")
+
+        run = run_migrate(dict(pg.login_params(name), path=str(mdir)))
+
+        assert run.rc == 2
+        assert "migration 002 failed at 002_price.sql line 3" in run.result["msg"]
+        assert "SQLSTATE 22P05" in run.result["msg"] and 'has no equivalent in encoding "LATIN1"' in run.result["msg"]
+        assert pg.sql("SELECT name FROM cafe", dbname=name) == [("caf\u00e9",)]  # stored right, 1 character
+        assert pg.sql("SELECT length(name) FROM cafe", dbname=name) == [(4,)]
+    finally:
+        pg.drop_database(name)
+
 
 def test_hot_standby_is_refused(standby, mdir, tmp_path):
     from ansible_runner import run_migrate

@@ -72,7 +72,7 @@ def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_
     msg = run.result["msg"]
     assert f"(after {RETRIES + 1} attempts)" in msg
     assert "Another session held a lock the migration needed for longer than lock_timeout" in msg
-    assert "pg_stat_activity" in msg and "then rerun" in msg  # how to find the blocker
+    assert "pg_stat_activity" in msg and "rerun when that session is gone" in msg  # how to find the blocker
     assert "Nothing of 002 was applied (its transaction was rolled back)" in msg
     assert run.status_of() == {"001": "already_applied", "002": "failed"}
     # Bounded: three waits of lock_timeout and pauses of 1 s and 2 s, plus Ansible's own start-up.

@@ -998,7 +998,15 @@ def test_durations_are_accepted(value):
 
 
 @pytest.mark.parametrize("overrides, problem", [
-    (dict(lock_wait=-1), "lock_wait must be 0 or more seconds"),
+    (dict(lock_wait=-1), "lock_wait must be 0 to 2147483 seconds, not -1"),
+    (dict(lock_wait=float("nan")), "lock_wait must be 0 to 2147483 seconds, not nan"),
+    (dict(lock_wait=float("inf")), "lock_wait must be 0 to 2147483 seconds, not inf"),
+    (dict(lock_wait=1e12), "lock_wait must be 0 to 2147483 seconds, not 1e+12"),
+    (dict(db=""), "db is empty: name the database to migrate (with no name the driver would connect to a "
+                  "default database)"),
+    (dict(db="  "), "db is empty: name the database to migrate (with no name the driver would connect to a "
+                    "default database)"),
+    (dict(path=""), "path is empty: give the directory of the migration files"),
     (dict(lock_retries=-1), "lock_retries must be 0 or more"),
     (dict(max_file_size=0), "max_file_size must be a positive number of bytes"),
     (dict(target_version="v2"), "target_version 'v2' is not a version number"),
@@ -1009,6 +1017,7 @@ def test_bad_numbers_are_refused(overrides, problem):
 
 def test_edge_values_are_accepted():
     assert pm.validate_params(module_params(lock_wait=0, lock_retries=0, max_file_size=1, target_version="014")) == []
+    assert pm.validate_params(module_params(lock_wait=2147483)) == []
 
 
 def test_all_parameter_problems_are_reported_at_once():
@@ -1226,7 +1235,40 @@ def test_failure_message_for_lock_timeout_explains_the_lock(orders):
                               "state, query FROM pg_stat_activity")
     assert "idle in transaction" in message
     assert message.endswith("Nothing of 003 was applied (its transaction was rolled back). "
-                            "Applied by this run before it: none. Fix the file and rerun.")
+                            "Applied by this run before it: none. The file is not the cause; rerun when that "
+                            "session is gone.")
+
+
+def test_failure_of_the_history_write_is_not_blamed_on_the_file(orders):
+    failure = pm.ApplyFailure(orders, None, sql_failure("22001", "value too long for type character varying(10)"),
+                              during="writing its row to the history table public.schema_migrations")
+    assert pm.failure_message(failure, ["001"], "Fix the file and rerun.") == (
+        "migration 003 failed while writing its row to the history table public.schema_migrations: "
+        "SQLSTATE 22001: value too long for type character varying(10). Nothing of 003 was applied (its "
+        "transaction was rolled back). Applied by this run before it: 001. The file is not the cause: check the "
+        "table option, and that the login user (or session_role) may create and write that table in its "
+        "schema; then rerun.")
+
+
+def test_failure_before_a_no_transaction_file_starts_says_none_of_it_ran(orders_index):
+    failure = pm.ApplyFailure(orders_index, None, sql_failure("42501", "permission denied for schema public"),
+                              during="creating its progress row in public.schema_migrations_incomplete",
+                              progress="none of its statements ran")
+    message = pm.failure_message(failure, [], "Fix the file and rerun.")
+    assert message.startswith("migration 004 failed while creating its progress row in "
+                              "public.schema_migrations_incomplete: SQLSTATE 42501: permission denied for schema "
+                              "public. 004 is a no-transaction migration: none of its statements ran. ")
+    assert message.endswith("The file is not the cause: check the table option, and that the login user (or "
+                            "session_role) may create and write that table in its schema; then rerun.")
+
+
+def test_lock_timeout_of_a_no_transaction_file_says_retry_it(orders_index):
+    failure = pm.ApplyFailure(orders_index, orders_index.statements[0],
+                              sql_failure("55P03", "canceling statement due to lock timeout"))
+    assert pm.failure_message(failure, [], "Fix the file and rerun.").endswith(
+        "004 is a no-transaction migration: statements before line 2 stayed applied; it is marked incomplete and "
+        "the next run explains how to retry it. Applied by this run before it: none. The file is not the cause; "
+        "retry it (retry_incomplete) when that session is gone.")
 
 
 def test_failure_message_of_a_no_transaction_migration(orders_index):
