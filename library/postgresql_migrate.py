@@ -1000,7 +1000,8 @@ class SqlFailure(Exception):
             return self.sqlstate.startswith(('08', '57P'))
         return self.connection_closed
 
-    def describe(self):
+    def describe(self, sentence=False):
+        """SQLSTATE, message, detail, hint and context; sentence: without a final period, to go on from."""
         text = ('SQLSTATE %s: %s' % (self.sqlstate, self.message)) if self.sqlstate else self.message
         if self.detail:
             text += ' DETAIL: %s' % self.detail
@@ -1008,7 +1009,7 @@ class SqlFailure(Exception):
             text += ' HINT: %s' % self.hint
         if self.context:
             text += ' CONTEXT: %s' % self.context
-        return text
+        return text.rstrip('.') if sentence else text
 
 
 class Db(object):
@@ -1409,12 +1410,12 @@ def failure_message(failure, applied_versions, check_hint):
     d = failure.details()
     version, sqlstate = d['version'], failure.failure.sqlstate
     if failure.during:
-        text = 'migration %s failed while %s: %s' % (version, failure.during, failure.failure.describe())
+        text = 'migration %s failed while %s: %s' % (version, failure.during, failure.failure.describe(sentence=True))
         check_hint = ('The file is not the cause: check the table option, and that the login user (or '
                       'session_role) may create and write that table in its schema; then rerun.')
     else:
         where = '%s line %s' % (d['file'], d['line']) if d['line'] else d['file']
-        text = 'migration %s failed at %s: %s' % (version, where, failure.failure.describe())
+        text = 'migration %s failed at %s: %s' % (version, where, failure.failure.describe(sentence=True))
     if failure.note:
         text += '. ' + failure.note
     if d['attempts'] > 1:
@@ -1725,7 +1726,7 @@ def main():
     except SqlFailure as e:
         finish_result(result, migrations, module._diff, module.check_mode)
         module.fail_json(msg='database error: %s. Migrations reported as applied stay applied; rerun when '
-                         'the cause is fixed' % e.describe(), **result)
+                         'the cause is fixed' % e.describe(sentence=True), **result)
     except (MigrationError, SQLParseError) as e:
         module.fail_json(msg=to_native(e), **result)
     finally:

@@ -1239,6 +1239,14 @@ def test_failure_message_for_lock_timeout_explains_the_lock(orders):
                             "session is gone.")
 
 
+def test_a_hint_ending_in_a_period_gives_no_double_period(orders):
+    failure = pm.ApplyFailure(orders, None, sql_failure("42883", "operator does not exist: bigint = text",
+                                                        hint="You might need to add explicit type casts."),
+                              during="preparing the history table public.mig_hist")
+    assert "HINT: You might need to add explicit type casts. Nothing of 003 was applied" in \
+        pm.failure_message(failure, [], "Fix the file and rerun.")
+
+
 def test_failure_of_the_history_write_is_not_blamed_on_the_file(orders):
     failure = pm.ApplyFailure(orders, None, sql_failure("22001", "value too long for type character varying(10)"),
                               during="writing its row to the history table public.schema_migrations")
