@@ -927,6 +927,16 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
                 problems=problems, warnings=warnings)
 
 
+def versions_too_wide(migrations, width):
+    """Problems for pending versions longer than the history table's version column (None: no limit)."""
+    too_wide = [m.version for m in migrations if width is not None and len(m.version) > width]
+    if not too_wide:
+        return []
+    return ['versions %s have more than the %d characters the history table\'s version column holds; widen '
+            'it in a migration of its own (ALTER TABLE ... ALTER COLUMN version TYPE varchar(50)) or keep '
+            'version numbers short' % (', '.join(too_wide), width)]
+
+
 def error_line(statement, position):
     """Line in the file of a server error: statement start plus the position inside it."""
     if not position:
@@ -1071,6 +1081,13 @@ def table_columns(db, table_sql):
     rows = db.rows('SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = %s AND attnum > 0 '
                    'AND NOT attisdropped', (oid,))
     return set(r['attname'] for r in rows)
+
+
+def version_width(db, table_sql):
+    """How many characters the history table's version column holds (varchar(n), char(n)), or None."""
+    return db.value("SELECT CASE WHEN atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND atttypmod > 4 "
+                    "THEN atttypmod - 4 END AS v FROM pg_catalog.pg_attribute "
+                    "WHERE attrelid = to_regclass(%s) AND attname = 'version'", (table_sql,))
 
 
 def read_history(db, table_sql):
@@ -1633,6 +1650,8 @@ def run(module, db, migrations, names, result):
     plan = plan_migrations(migrations, history, incomplete, params['target_version'],
                            params['allow_out_of_order'], params['accept_checksums'],
                            params['retry_incomplete'])
+    if columns is not None:
+        plan['problems'].extend(versions_too_wide(plan['to_apply'], version_width(db, names['table'])))
     try:
         analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
     except MigrationError as e:

@@ -316,6 +316,24 @@ def test_error_inside_a_do_block_names_the_line_of_the_block(db, migrate, mdir):
     assert "CONTEXT: PL/pgSQL function inline_code_block line 4 at SQL statement" in run.result["msg"]
 
 
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+def test_version_too_long_for_the_apps_history_column_is_refused_before_anything(db, migrate, mdir, repo_root, check):
+    """The app's 000 makes version VARCHAR(10); a timestamp-style version does not fit."""
+    write(mdir, "000_create_migrations_table.sql",
+          (repo_root / "migrations" / "000_create_migrations_table.sql").read_text())
+    assert migrate(mdir).rc == 0
+    write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
+    write(mdir, "20240101120000_stamped.sql", "CREATE TABLE stamped (id int);\n")
+
+    run = migrate(mdir, check=check)
+
+    assert run.rc == 2
+    assert ("versions 20240101120000 have more than the 10 characters the history table's version column holds"
+            in run.result["msg"])
+    assert "nothing was applied" in run.result["msg"]
+    assert db.tables() == ["schema_migrations"]
+
+
 def test_history_table_in_a_schema_that_does_not_exist_is_not_blamed_on_the_file(db, migrate, mdir):
     make_three(mdir)
 

@@ -1239,6 +1239,16 @@ def test_failure_message_for_lock_timeout_explains_the_lock(orders):
                             "session is gone.")
 
 
+def test_versions_wider_than_the_history_column_are_named():
+    migrations = [migration("016_tasks.sql"), migration("20240101120000_timestamped.sql")]
+    assert pm.versions_too_wide(migrations, None) == []
+    assert pm.versions_too_wide(migrations, 50) == []
+    assert pm.versions_too_wide(migrations, 10) == [
+        "versions 20240101120000 have more than the 10 characters the history table's version column holds; "
+        "widen it in a migration of its own (ALTER TABLE ... ALTER COLUMN version TYPE varchar(50)) or keep "
+        "version numbers short"]
+
+
 def test_a_hint_ending_in_a_period_gives_no_double_period(orders):
     failure = pm.ApplyFailure(orders, None, sql_failure("42883", "operator does not exist: bigint = text",
                                                         hint="You might need to add explicit type casts."),
