@@ -643,9 +643,9 @@ def split_statements(sql):
 
 def copy_stream(statement):
     """'FROM STDIN' or 'TO STDOUT' when the statement is a COPY that streams through the client, or None."""
-    w = [x.upper() for x in statement.words]
-    if not w or w[0] != 'COPY':
+    if not statement.words or statement.words[0].upper() != 'COPY':
         return None
+    w = [x.upper() for x in statement.words]
     for direction, stream in (('FROM', 'STDIN'), ('TO', 'STDOUT')):
         if direction in w[:-1] and w[w.index(direction) + 1] == stream:
             return '%s %s' % (direction, stream)
