@@ -112,11 +112,21 @@ options:
         migration waiting longer than this for a lock that an application session holds fails
         instead of queueing every later application query behind it.
       - C(0) waits forever; not recommended on a live database.
-      - Not applied to the C(CONCURRENTLY) statements of a no-transaction file, which wait for
-        every older transaction to end (a report, a C(pg_dump)) without blocking application
-        queries; O(statement_timeout) still bounds them.
+      - Not applied to the C(CONCURRENTLY) statements of a no-transaction file; see
+        O(concurrent_lock_timeout).
     type: str
     default: 5s
+  concurrent_lock_timeout:
+    description:
+      - C(lock_timeout) for the C(CONCURRENTLY) statements of a no-transaction file (C(CREATE
+        INDEX CONCURRENTLY) and the like). They wait for every transaction older than them to
+        end, however unrelated (a report, a C(pg_dump)), and that wait blocks no application
+        query, so they get a longer bound than O(lock_timeout). A file's own C(SET lock_timeout)
+        is put back after each such statement.
+      - C(0) waits forever, which an abandoned idle-in-transaction session turns into a deploy
+        that never ends.
+    type: str
+    default: 15min
   lock_retries:
     description:
       - How many times a migration that failed only because of O(lock_timeout), a deadlock or
@@ -1204,7 +1214,8 @@ def describe_lock_holder(db, key):
 class ApplyFailure(Exception):
     """A migration that failed: which statement, the server's error, how many attempts."""
 
-    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None):
+    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None,
+                 marked=True):
         self.mig = mig
         self.statement = statement
         self.failure = failure
@@ -1214,6 +1225,7 @@ class ApplyFailure(Exception):
         self.during = during
         self.note = note  # what else the person must know (invalid indexes left behind)
         self.progress = progress  # no-transaction file: what of it ran, when not "the statements before"
+        self.marked = marked  # no-transaction file: its incomplete marker was written
         self.attempts = 1
         self.duration_ms = None
         super(ApplyFailure, self).__init__(failure.message)
@@ -1231,7 +1243,7 @@ class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
     def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, role,
-                 sleep=time.sleep):
+                 concurrent_lock_timeout, sleep=time.sleep):
         self.db = db
         # Before each migration: the run's session settings again (session_setup_sql).
         self.setup_sql = setup_sql
@@ -1243,6 +1255,7 @@ class Runner(object):
         self.columns = columns
         self.applied_by = applied_by
         self.lock_retries = lock_retries
+        self.concurrent_lock_timeout = concurrent_lock_timeout
         self.sleep = sleep
         self.prepared = False
 
@@ -1350,7 +1363,7 @@ class Runner(object):
                         (mig.version, mig.name, mig.checksum, self.applied_by))
         except SqlFailure as e:
             raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker,
-                               progress='none of its statements ran')
+                               progress='none of its statements ran', marked=False)
         for index, statement in enumerate(mig.statements, 1):
             try:
                 self._mark('statement = %s', index, mig.version)
@@ -1365,8 +1378,8 @@ class Runner(object):
             except SqlFailure as e:
                 note = self._invalid_indexes_note(statement)
                 try:
-                    self._mark('error = %s', 'line %d: %s%s' % (error_line(statement, e.position), e.describe(),
-                                                                '. ' + note if note else ''), mig.version)
+                    error = e.describe(sentence=True) + '. ' + note if note else e.describe()
+                    self._mark('error = %s', 'line %d: %s' % (error_line(statement, e.position), error), mig.version)
                 except SqlFailure:
                     self.db.rollback_quietly()  # connection gone: the row without an error says "interrupted"
                 raise ApplyFailure(mig, statement, e, note=note)
@@ -1389,14 +1402,14 @@ class Runner(object):
 
         A CONCURRENTLY statement waits for every transaction older than it to end, however
         unrelated (a report, a pg_dump); that wait blocks no application query, so it runs with
-        no lock_timeout (statement_timeout still applies) and the file's own setting is put back.
+        concurrent_lock_timeout instead, and the file's own lock_timeout is put back.
         """
         reason = needs_no_transaction(statement)
         if not reason or 'CONCURRENTLY' not in reason:
             self.db.run(statement.text)
             return
         previous = self.db.value("SELECT current_setting('lock_timeout') AS v")
-        self.db.run("SELECT set_config('lock_timeout', '0', false)")
+        self.db.run("SELECT set_config('lock_timeout', %s, false)", (self.concurrent_lock_timeout,))
         try:
             self.db.run(statement.text)
         finally:
@@ -1406,30 +1419,41 @@ class Runner(object):
                 pass  # connection gone; the caller reports the statement's own error
 
     def _invalid_indexes_note(self, statement):
-        """After a failed CONCURRENTLY statement: the invalid indexes it may have left, and what to do."""
+        """After a failed index build (CREATE or REINDEX ... CONCURRENTLY): the invalid indexes it
+        may have left, that no one is building now, and what to do."""
         reason = needs_no_transaction(statement)
-        if not reason or 'INDEX' not in reason:
+        if not reason or not reason.startswith(('CREATE', 'REINDEX')) or 'CONCURRENTLY' not in reason:
             return None
         try:
             invalid = [r['v'] for r in self.db.rows(
-                'SELECT indexrelid::regclass::text AS v FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1')]
+                "SELECT format('%I.%I', n.nspname, c.relname) AS v FROM pg_catalog.pg_index i "
+                "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE NOT i.indisvalid AND i.indrelid NOT IN "
+                "(SELECT relid FROM pg_catalog.pg_stat_progress_create_index) ORDER BY 1 LIMIT 11")]
         except SqlFailure:
             return None
         if not invalid:
             return None
-        return ('invalid indexes in the database now: %s. A failed %s leaves its index invalid: drop it with '
-                'DROP INDEX CONCURRENTLY before the retry, or CREATE INDEX ... IF NOT EXISTS keeps the invalid one'
-                % (', '.join(invalid), reason))
+        listed = ', '.join(invalid[:10]) + (' and more' if len(invalid) > 10 else '')
+        return ('invalid indexes in the database now: %s. A failed %s leaves its new index invalid: drop it '
+                'with DROP INDEX CONCURRENTLY before the retry (CREATE INDEX ... IF NOT EXISTS would keep an '
+                'invalid one)' % (listed, reason))
 
 
 def failure_message(failure, applied_versions, check_hint):
-    """The task's message for a failed migration: what failed, what stayed, what to do."""
+    """The task's message for a failed migration: what failed, what stayed, what to do.
+
+    check_hint is what to do when the file is the cause; a lost connection, a lock held by
+    another session and a failure of the module's own writes each say something else.
+    """
     d = failure.details()
     version, sqlstate = d['version'], failure.failure.sqlstate
+    transactional = failure.mig.transactional
+    lost = failure.during_commit or failure.failure.connection_lost
+    locked = sqlstate in RETRYABLE_SQLSTATES
     if failure.during:
         text = 'migration %s failed while %s: %s' % (version, failure.during, failure.failure.describe(sentence=True))
-        check_hint = ('The file is not the cause: check the table option, and that the login user (or '
-                      'session_role) may create and write that table in its schema; then rerun.')
     else:
         where = '%s line %s' % (d['file'], d['line']) if d['line'] else d['file']
         text = 'migration %s failed at %s: %s' % (version, where, failure.failure.describe(sentence=True))
@@ -1437,28 +1461,36 @@ def failure_message(failure, applied_versions, check_hint):
         text += '. ' + failure.note
     if d['attempts'] > 1:
         text += ' (after %d attempts)' % d['attempts']
-    if sqlstate in RETRYABLE_SQLSTATES:
+    if locked:
         text += ('. Another session held a lock the migration needed for longer than lock_timeout; find it '
                  'with SELECT pid, state, query FROM pg_stat_activity WHERE wait_event_type IS NULL AND '
                  'state LIKE \'idle in transaction%\'')
-        check_hint = 'The file is not the cause; rerun when that session is gone.'
     elif sqlstate == '25001':
         text += '. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a transaction'
     if failure.during_commit:
         text += ('. The connection failed while committing, so whether %s was recorded is unknown; rerun: '
                  'the next run applies it only if it is not recorded' % version)
-    elif failure.mig.transactional and failure.failure.connection_lost:
+    elif transactional and lost:
         text += ('. The run lost the connection to the database (the server restarted or stopped, or the session '
                  'was terminated). Nothing of %s was applied (its transaction was rolled back)' % version)
-        check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
-    elif failure.mig.transactional:
+    elif transactional:
         text += '. Nothing of %s was applied (its transaction was rolled back)' % version
     else:
         text += '. %s is a no-transaction migration: %s' % (version, failure.progress or (
             'statements before line %s stayed applied; it is marked incomplete and the next run explains how '
             'to retry it' % d['line']))
-        if sqlstate in RETRYABLE_SQLSTATES:
-            check_hint = 'The file is not the cause; retry it (retry_incomplete) when that session is gone.'
+    # What to do, the most specific cause first.
+    retry = not transactional and failure.marked
+    if lost:
+        check_hint = ('Once the server accepts connections, rerun%s.'
+                      % ('; it says how to retry %s' % version if retry else ''))
+    elif locked:
+        check_hint = ('The file is not the cause; %s when that session is gone.'
+                      % ('retry it (retry_incomplete)' if retry else 'rerun'))
+    elif failure.during:
+        check_hint = ('The file\'s statements succeeded: check the table option, that the login user (or '
+                      'session_role) may create and write that table in its schema, and that the file leaves '
+                      'its transaction writable; then rerun.')
     text += '. Applied by this run before it: %s. %s' % (', '.join(applied_versions) or 'none', check_hint)
     return text
 
@@ -1481,6 +1513,7 @@ def argument_spec():
         lock_wait=dict(type='float', default=60),
         lock_key=dict(type='int', no_log=False),
         lock_timeout=dict(type='str', default='5s'),
+        concurrent_lock_timeout=dict(type='str', default='15min'),
         lock_retries=dict(type='int', default=3),
         statement_timeout=dict(type='str'),
         applied_by=dict(type='str'),
@@ -1499,7 +1532,7 @@ def validate_params(params):
     if not TABLE_RE.fullmatch(params['table']):
         problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; '
                         'at most 52 characters for the table)' % params['table'])
-    for name in ('lock_timeout', 'statement_timeout'):
+    for name in ('lock_timeout', 'concurrent_lock_timeout', 'statement_timeout'):
         if params[name] is not None and not PG_INTERVAL_RE.fullmatch(params[name]):
             problems.append('%s %r is not a PostgreSQL duration such as 5s, 500ms or 0' % (name, params[name]))
     if not 0 <= params['lock_wait'] <= MAX_LOCK_WAIT:  # also refuses nan
@@ -1672,7 +1705,7 @@ def run(module, db, migrations, names, result):
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
     runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
-                    setup_sql, run_role(params))
+                    setup_sql, run_role(params), params['concurrent_lock_timeout'].strip())
     execute_plan(runner, plan, entries_by_version, result)
 
 

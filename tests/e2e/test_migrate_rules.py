@@ -342,8 +342,9 @@ def test_history_table_in_a_schema_that_does_not_exist_is_not_blamed_on_the_file
     assert run.rc == 2
     assert run.result["msg"].startswith("migration 001 failed while preparing the history table "
                                         '"audit"."schema_migrations": SQLSTATE 3F000: schema "audit" does not exist')
-    assert run.result["msg"].endswith("The file is not the cause: check the table option, and that the login user "
-                                      "(or session_role) may create and write that table in its schema; then rerun.")
+    assert run.result["msg"].endswith("The file's statements succeeded: check the table option, that the login "
+                                      "user (or session_role) may create and write that table in its schema, and "
+                                      "that the file leaves its transaction writable; then rerun.")
     assert run.status_of()["001"] == "failed"
     assert db.tables() == []
 
@@ -500,6 +501,30 @@ def test_create_index_concurrently_waits_for_an_unrelated_old_transaction(db, mi
         report.close()
 
 
+def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, migrate, mdir):
+    """An abandoned transaction must not hang an unattended deploy forever."""
+    write(mdir, "001_t.sql", "CREATE TABLE t (id int);\n")
+    assert migrate(mdir).rc == 0
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+          "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
+    abandoned = db.connect()
+    abandoned.autocommit = False
+    try:
+        abandoned.cursor().execute("INSERT INTO t VALUES (1)")  # idle in transaction
+        started = time.monotonic()
+
+        run = migrate(mdir, concurrent_lock_timeout="1s", lock_retries=0)
+
+        assert time.monotonic() - started < 30
+        assert run.rc == 2
+        assert "002_index.sql line 2: SQLSTATE 55P03" in run.result["msg"]
+        assert "invalid indexes in the database now: public.t_id" in run.result["msg"]
+        assert "retry it (retry_incomplete) when that session is gone" in run.result["msg"]
+    finally:
+        abandoned.rollback()
+        abandoned.close()
+
+
 def test_failed_create_index_concurrently_names_the_invalid_index_to_drop(db, migrate, mdir):
     write(mdir, "001_t.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n")
     write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
@@ -510,10 +535,17 @@ def test_failed_create_index_concurrently_names_the_invalid_index_to_drop(db, mi
     assert run.rc == 2
     msg = run.result["msg"]
     assert "002_index.sql line 2: SQLSTATE 23505" in msg
-    assert ("invalid indexes in the database now: t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY leaves its index "
-            "invalid: drop it with DROP INDEX CONCURRENTLY before the retry") in msg
-    assert db.sql("SELECT error LIKE '%invalid indexes in the database now: t_id%' "
-                  "FROM schema_migrations_incomplete") == [(True,)]
+    assert ("invalid indexes in the database now: public.t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY leaves its "
+            "new index invalid: drop it with DROP INDEX CONCURRENTLY before the retry") in msg
+    assert db.sql("SELECT error FROM schema_migrations_incomplete")[0][0].startswith(
+        "line 2: SQLSTATE 23505: could not create unique index \"t_id\" DETAIL: Key (id)=(1) is duplicated. "
+        "invalid indexes in the database now: public.t_id.")
+
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+          f"REINDEX DATABASE not_{db.name[:40]};\n")
+    other = migrate(mdir, retry_incomplete=["002"])
+    assert other.rc == 2 and "SQLSTATE 0A000" in other.result["msg"]
+    assert "invalid indexes" not in other.result["msg"]  # REINDEX DATABASE builds nothing concurrently
 
 
 def test_table_lock_held_by_the_app_times_out_retries_then_fails(db, migrate, mdir):

@@ -1263,9 +1263,9 @@ def test_failure_of_the_history_write_is_not_blamed_on_the_file(orders):
     assert pm.failure_message(failure, ["001"], "Fix the file and rerun.") == (
         "migration 003 failed while writing its row to the history table public.schema_migrations: "
         "SQLSTATE 22001: value too long for type character varying(10). Nothing of 003 was applied (its "
-        "transaction was rolled back). Applied by this run before it: 001. The file is not the cause: check the "
-        "table option, and that the login user (or session_role) may create and write that table in its "
-        "schema; then rerun.")
+        "transaction was rolled back). Applied by this run before it: 001. The file's statements succeeded: "
+        "check the table option, that the login user (or session_role) may create and write that table in its "
+        "schema, and that the file leaves its transaction writable; then rerun.")
 
 
 def test_failure_before_a_no_transaction_file_starts_says_none_of_it_ran(orders_index):
@@ -1276,8 +1276,9 @@ def test_failure_before_a_no_transaction_file_starts_says_none_of_it_ran(orders_
     assert message.startswith("migration 004 failed while creating its progress row in "
                               "public.schema_migrations_incomplete: SQLSTATE 42501: permission denied for schema "
                               "public. 004 is a no-transaction migration: none of its statements ran. ")
-    assert message.endswith("The file is not the cause: check the table option, and that the login user (or "
-                            "session_role) may create and write that table in its schema; then rerun.")
+    assert message.endswith("The file's statements succeeded: check the table option, that the login user (or "
+                            "session_role) may create and write that table in its schema, and that the file "
+                            "leaves its transaction writable; then rerun.")
 
 
 def test_lock_timeout_of_a_no_transaction_file_says_retry_it(orders_index):
@@ -1306,7 +1307,21 @@ def test_failure_message_when_commit_failed(orders):
     assert pm.failure_message(failure, [], "Fix the file and rerun.") == (
         "migration 003 failed at 003_orders.sql: SQLSTATE 08006: server closed the connection unexpectedly. "
         "The connection failed while committing, so whether 003 was recorded is unknown; rerun: the next run "
-        "applies it only if it is not recorded. Applied by this run before it: none. Fix the file and rerun.")
+        "applies it only if it is not recorded. Applied by this run before it: none. Once the server accepts "
+        "connections, rerun.")
+
+
+@pytest.mark.parametrize("marked, hint", [
+    (True, "Once the server accepts connections, rerun; it says how to retry 004."),
+    (False, "Once the server accepts connections, rerun."),
+], ids=["after-its-marker", "before-its-marker"])
+def test_lost_connection_in_a_no_transaction_file_says_to_rerun_not_to_check_the_table(orders_index, marked, hint):
+    failure = pm.ApplyFailure(orders_index, None, sql_failure("57P01", "terminating connection due to "
+                                                                        "administrator command"),
+                              during="creating its progress row in public.schema_migrations_incomplete",
+                              progress="none of its statements ran", marked=marked)
+    message = pm.failure_message(failure, [], "Fix the file and rerun.")
+    assert message.endswith("Applied by this run before it: none. " + hint)
 
 
 def test_failure_message_for_statement_that_refuses_a_transaction(orders):
