@@ -1481,7 +1481,9 @@ def failure_message(failure, applied_versions, check_hint):
             'to retry it' % d['line']))
     # What to do, the most specific cause first.
     retry = not transactional and failure.marked
-    if lost:
+    if lost and transactional and not failure.during_commit:
+        check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
+    elif lost:
         check_hint = ('Once the server accepts connections, rerun%s.'
                       % ('; it says how to retry %s' % version if retry else ''))
     elif locked:

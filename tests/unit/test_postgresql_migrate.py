@@ -1300,6 +1300,14 @@ def test_failure_message_of_a_no_transaction_migration(orders_index):
         'and the next run explains how to retry it. Applied by this run before it: 003. Fix the file and rerun.')
 
 
+def test_lost_connection_in_a_transaction_says_the_rerun_applies_it_again(orders):
+    failure = pm.ApplyFailure(orders, orders.statements[1], sql_failure("57P01", "terminating connection due to "
+                                                                                   "administrator command"))
+    assert pm.failure_message(failure, ["001"], "Fix the file and rerun.").endswith(
+        "Nothing of 003 was applied (its transaction was rolled back). Applied by this run before it: 001. "
+        "Once the server accepts connections, rerun: it applies 003 again.")
+
+
 def test_failure_message_when_commit_failed(orders):
     failure = pm.ApplyFailure(orders, None, sql_failure("08006", "server closed the connection unexpectedly"),
                               during_commit=True)
