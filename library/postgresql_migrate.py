@@ -1084,20 +1084,15 @@ def qualified_table(db, table_sql):
 
 
 def table_columns(db, table_sql):
-    """Column names of the table, or None when it does not exist."""
-    oid = db.value('SELECT to_regclass(%s)::oid AS v', (table_sql,))
-    if oid is None:
+    """{column: how many characters it holds (varchar(n), char(n)) or None} of the table, or None
+    when it does not exist; one query."""
+    rows = db.rows("SELECT t.oid IS NOT NULL AS found, a.attname, CASE WHEN a.atttypid IN "
+                   "('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS width "
+                   "FROM (SELECT to_regclass(%s) AS oid) t LEFT JOIN pg_catalog.pg_attribute a "
+                   "ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,))
+    if not rows[0]['found']:
         return None
-    rows = db.rows('SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = %s AND attnum > 0 '
-                   'AND NOT attisdropped', (oid,))
-    return set(r['attname'] for r in rows)
-
-
-def version_width(db, table_sql):
-    """How many characters the history table's version column holds (varchar(n), char(n)), or None."""
-    return db.value("SELECT CASE WHEN atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND atttypmod > 4 "
-                    "THEN atttypmod - 4 END AS v FROM pg_catalog.pg_attribute "
-                    "WHERE attrelid = to_regclass(%s) AND attname = 'version'", (table_sql,))
+    return dict((r['attname'], r['width']) for r in rows if r['attname'] is not None)
 
 
 def read_history(db, table_sql):
@@ -1105,7 +1100,7 @@ def read_history(db, table_sql):
     columns = table_columns(db, table_sql)
     if columns is None:
         return {}, None
-    if not set(('version', 'name')) <= columns:
+    if 'version' not in columns or 'name' not in columns:
         raise MigrationError(['history table %s exists but has no version/name columns; choose another '
                               'table with the table option' % table_sql])
     checksum = 'checksum' if 'checksum' in columns else 'NULL'
@@ -1137,14 +1132,16 @@ def ensure_history_table(db, table_sql, columns):
     if columns is None:
         db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
                'applied_at timestamptz NOT NULL DEFAULT now())' % table_sql)
-        columns = set(('version', 'name', 'applied_at'))
+        columns = dict(version=50, name=255, applied_at=None)
     missing = [(c, t) for c, t in HISTORY_EXTRA_COLUMNS if c not in columns]
     if missing:
         db.run('ALTER TABLE %s %s' % (table_sql, ', '.join('ADD COLUMN IF NOT EXISTS %s %s' % ct for ct in missing)))
-    return columns | set(c for c, _ in HISTORY_EXTRA_COLUMNS)
+    return dict(columns, **dict((c, None) for c, _ in HISTORY_EXTRA_COLUMNS))
 
 
 RECORD_STATEMENT = 'postgresql_migrate_record'
+# A no-transaction file that failed before its incomplete marker was written.
+NOTHING_RAN = 'none of its statements ran'
 
 
 def prepare_record_version(db, table_sql):
@@ -1214,8 +1211,7 @@ def describe_lock_holder(db, key):
 class ApplyFailure(Exception):
     """A migration that failed: which statement, the server's error, how many attempts."""
 
-    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None,
-                 marked=True):
+    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None):
         self.mig = mig
         self.statement = statement
         self.failure = failure
@@ -1225,7 +1221,6 @@ class ApplyFailure(Exception):
         self.during = during
         self.note = note  # what else the person must know (invalid indexes left behind)
         self.progress = progress  # no-transaction file: what of it ran, when not "the statements before"
-        self.marked = marked  # no-transaction file: its incomplete marker was written
         self.attempts = 1
         self.duration_ms = None
         super(ApplyFailure, self).__init__(failure.message)
@@ -1337,7 +1332,7 @@ class Runner(object):
 
     def _ensure_history(self):
         """Make the history table ready, once per run (a migration may have just created it)."""
-        if self.columns is None or not self.columns.issuperset(c for c, _ in HISTORY_EXTRA_COLUMNS):
+        if self.columns is None or not all(c in self.columns for c, _ in HISTORY_EXTRA_COLUMNS):
             self.db.run(self.own_role_sql)
             self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
         if not self.prepared:
@@ -1363,7 +1358,7 @@ class Runner(object):
                         (mig.version, mig.name, mig.checksum, self.applied_by))
         except SqlFailure as e:
             raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker,
-                               progress='none of its statements ran', marked=False)
+                               progress=NOTHING_RAN)
         for index, statement in enumerate(mig.statements, 1):
             try:
                 self._mark('statement = %s', index, mig.version)
@@ -1371,8 +1366,7 @@ class Runner(object):
                 self.db.rollback_quietly()
                 raise ApplyFailure(mig, None, e, during='recording in %s that line %d starts'
                                    % (marker, statement.line),
-                                   progress='statements before line %d stayed applied; it is marked incomplete and '
-                                            'the next run explains how to retry it' % statement.line)
+                                   progress=kept_before(statement.line))
             try:
                 self._run_outside_transaction(statement)
             except SqlFailure as e:
@@ -1441,6 +1435,12 @@ class Runner(object):
                 'invalid one)' % (listed, reason))
 
 
+def kept_before(line):
+    """What stays of a no-transaction file stopped at line."""
+    return ('statements before line %s stayed applied; it is marked incomplete and the next run explains how to '
+            'retry it' % line)
+
+
 def failure_message(failure, applied_versions, check_hint):
     """The task's message for a failed migration: what failed, what stayed, what to do.
 
@@ -1476,11 +1476,9 @@ def failure_message(failure, applied_versions, check_hint):
     elif transactional:
         text += '. Nothing of %s was applied (its transaction was rolled back)' % version
     else:
-        text += '. %s is a no-transaction migration: %s' % (version, failure.progress or (
-            'statements before line %s stayed applied; it is marked incomplete and the next run explains how '
-            'to retry it' % d['line']))
+        text += '. %s is a no-transaction migration: %s' % (version, failure.progress or kept_before(d['line']))
     # What to do, the most specific cause first.
-    retry = not transactional and failure.marked
+    retry = not transactional and failure.progress != NOTHING_RAN  # else it is not marked incomplete
     if lost and transactional and not failure.during_commit:
         check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
     elif lost:
@@ -1686,7 +1684,7 @@ def run(module, db, migrations, names, result):
                            params['allow_out_of_order'], params['accept_checksums'],
                            params['retry_incomplete'])
     if columns is not None:
-        plan['problems'].extend(versions_too_wide(plan['to_apply'], version_width(db, names['table'])))
+        plan['problems'].extend(versions_too_wide(plan['to_apply'], columns['version']))
     try:
         analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
     except MigrationError as e:

@@ -1327,7 +1327,7 @@ def test_lost_connection_in_a_no_transaction_file_says_to_rerun_not_to_check_the
     failure = pm.ApplyFailure(orders_index, None, sql_failure("57P01", "terminating connection due to "
                                                                         "administrator command"),
                               during="creating its progress row in public.schema_migrations_incomplete",
-                              progress="none of its statements ran", marked=marked)
+                              progress=None if marked else pm.NOTHING_RAN)
     message = pm.failure_message(failure, [], "Fix the file and rerun.")
     assert message.endswith("Applied by this run before it: none. " + hint)
 
