@@ -16,6 +16,7 @@ test session crashed (``atexit``).
 from __future__ import annotations
 
 import atexit
+from contextlib import contextmanager
 import glob
 import os
 import pwd
@@ -426,6 +427,21 @@ class Database:
     def login_params(self, **kwargs) -> dict:
         """Connection options for community.postgresql-style modules."""
         return self.cluster.login_params(self.name, **kwargs)
+
+    @contextmanager
+    def open_transaction(self, *statements, isolation_level=None):
+        """Another session (an app, a report) with a transaction open on the statements, kept
+        until the block ends, then rolled back. Yields its connection."""
+        conn = self.connect()
+        conn.set_session(isolation_level=isolation_level, autocommit=False)
+        try:
+            cur = conn.cursor()
+            for statement in statements:
+                cur.execute(statement)
+            yield conn
+        finally:
+            conn.rollback()
+            conn.close()
 
     def tables(self, schema: str = "public") -> list[str]:
         """Names of the ordinary tables in schema, sorted."""

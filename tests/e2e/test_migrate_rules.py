@@ -486,10 +486,7 @@ def test_create_index_concurrently_waits_for_an_unrelated_old_transaction(db, mi
     assert migrate(mdir).rc == 0
     write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
           "CREATE INDEX CONCURRENTLY big_id ON big (id);\n")
-    report = db.connect()
-    report.autocommit = False
-    try:
-        report.cursor().execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other")
+    with db.open_transaction("SELECT count(*) FROM other", isolation_level="REPEATABLE READ") as report:
         threading.Timer(2.5, report.rollback).start()  # the report ends after 2.5 s
 
         run = migrate(mdir, lock_timeout="500ms")
@@ -497,8 +494,6 @@ def test_create_index_concurrently_waits_for_an_unrelated_old_transaction(db, mi
         assert run.rc == 0, run.output
         assert db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_id'::regclass") == [(True,)]
         assert db.sql("SELECT current_setting('lock_timeout')") == [("0",)]  # the server's, untouched
-    finally:
-        report.close()
 
 
 def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, migrate, mdir):
@@ -507,10 +502,7 @@ def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, mi
     assert migrate(mdir).rc == 0
     write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
           "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
-    abandoned = db.connect()
-    abandoned.autocommit = False
-    try:
-        abandoned.cursor().execute("INSERT INTO t VALUES (1)")  # idle in transaction
+    with db.open_transaction("INSERT INTO t VALUES (1)"):  # abandoned: idle in transaction
         started = time.monotonic()
 
         run = migrate(mdir, concurrent_lock_timeout="1s", lock_retries=0)
@@ -520,9 +512,6 @@ def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, mi
         assert "002_index.sql line 2: SQLSTATE 55P03" in run.result["msg"]
         assert "invalid indexes in the database now: public.t_id" in run.result["msg"]
         assert "retry it (retry_incomplete) when that session is gone" in run.result["msg"]
-    finally:
-        abandoned.rollback()
-        abandoned.close()
 
 
 def test_failed_create_index_concurrently_names_the_invalid_index_to_drop(db, migrate, mdir):
@@ -552,20 +541,13 @@ def test_table_lock_held_by_the_app_times_out_retries_then_fails(db, migrate, md
     write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
     assert migrate(mdir).rc == 0
     write(mdir, "002_alter.sql", "ALTER TABLE one ADD COLUMN name text;\n")
-    app = db.connect()
-    try:
-        app.autocommit = False
-        app.cursor().execute("LOCK TABLE one IN ACCESS SHARE MODE")  # an open read transaction
-
+    with db.open_transaction("LOCK TABLE one IN ACCESS SHARE MODE"):  # the app's open read transaction
         run = migrate(mdir, lock_timeout="200ms", lock_retries=1)
 
         assert run.rc == 2
         assert run.result["failed_migration"]["sqlstate"] == "55P03"
         assert run.result["failed_migration"]["attempts"] == 2
         assert "held a lock the migration needed for longer than lock_timeout" in run.result["msg"]
-    finally:
-        app.rollback()
-        app.close()
     assert db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'one' "
                   "AND column_name = 'name'") == [(0,)]
     assert migrate(mdir).rc == 0

@@ -212,10 +212,7 @@ def deploy_waiting_in_pg_dump(pg, db, site, tcp_login, workdir: Path, reap, verb
              login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
     assert first.rc == 0, first.output
     write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)  # pending: a backup is taken
-    blocker = db.connect()
-    blocker.autocommit = False
-    blocker.cursor().execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-    try:
+    with db.open_transaction("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"):
         run = start_deploy(tcp_login.vars, workdir, secrets=tcp_login.secrets(), verbosity=verbosity)
         reap(run)
 
@@ -225,9 +222,6 @@ def deploy_waiting_in_pg_dump(pg, db, site, tcp_login, workdir: Path, reap, verb
                           "AND wait_event_type = 'Lock'", (db.name,))
         wait_for(pg_dump_waits, 180, what="pg_dump waiting for the lock on users")
         yield run
-    finally:
-        blocker.rollback()
-        blocker.close()
 
 
 @pytest.fixture
