@@ -159,7 +159,8 @@ attributes:
     description: Read-only session; reports what a real run would apply and fails where it would fail.
   diff_mode:
     support: full
-    description: Shows the SQL of every migration applied, or that would be applied in check mode.
+    description: Shows the SQL of every migration applied, or that would be applied in check mode, with
+      password values (C(PASSWORD '...'), C(password=) in a connection string) shown as C(********).
 notes:
   - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
     meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
@@ -337,7 +338,7 @@ current_version:
   type: str
   sample: "016"
 failed_migration:
-  description: Details of the migration that failed.
+  description: Details of the migration that failed; in I(statement), a password value is shown as C(********).
   returned: when a migration failed
   type: dict
   sample:
@@ -401,10 +402,15 @@ _IDENT = _IDENT_START + _IDENT_CONT + '*'
 # ASCII characters that matter to nobody: not whitespace, ; ' " $ ( ) \\ / -, letters or "_".
 _INERT = r'[\x00-\x08\x0e-\x1f!#%&*+,.0-9:<=>?@\[\]^\x60{|}~\x7f]'
 IDENT_START = re.compile(_IDENT_START)
-# One lexical token at a time, after the whitespace before it: a -- comment, the start of a /*
-# comment, a word, a run of characters that matter to nobody (digits, operators, commas), or a
-# single other character (whitespace only at the very end of the text).
-TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(--[^\n]*|/\*|' + _IDENT + '|' + _INERT + '+|.)', re.DOTALL)
+# One lexical token at a time, after the whitespace before it; the group that matched tells its
+# kind: a -- comment, the start of a /* comment, a word, a run of characters that matter to
+# nobody (digits, operators, commas), or a single other character (whitespace only at the very
+# end of the text).
+TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + _IDENT + ')|(' + _INERT + '+)|(.))', re.DOTALL)
+LINE_COMMENT = 1  # the numbers of TOKEN_RE's groups
+BLOCK_COMMENT = 2
+WORD = 3
+INERT = 4
 # Once a statement's leading keywords are known, everything up to the next character that can
 # end it, open a literal, a comment or a parenthesis is skipped in one match: whitespace, inert
 # characters, a "-" or "/" that does not open a comment, and whole identifiers (so that the "$"
@@ -415,6 +421,14 @@ DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
+# A password in SQL, as a role's PASSWORD '...' (also ENCRYPTED PASSWORD, a user mapping's
+# OPTIONS (password '...')) or inside a connection string (CONNECTION 'host=... password=...'):
+# the module shows SQL (a failed statement, its context, --diff), never these values; ''...'' is
+# one inside a string literal (dynamic SQL in a DO block). A pattern,
+# not a compiled regex: only a failure or --diff needs it, so only they pay for compiling it.
+SECRET_PATTERN = (r"(?P<keyword>\bpassword\s+)(?:E'(?:[^'\\]|''|\\.)*'|''(?:[^']|'''')*''|'(?:[^']|'')*'|(?P<tag>\$[^$\s]*\$).*?(?P=tag))"
+                  r"|(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s']+)")
+REDACTED = '********'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
 RETRYABLE_SQLSTATES = {
@@ -487,9 +501,18 @@ def normalize_sql(text):
     return text.replace('\r\n', '\n').replace('\r', '\n')
 
 
-def checksum_of(text):
-    """SHA-256 hex digest of the normalized text (stable across BOM and line endings)."""
-    return hashlib.sha256(normalize_sql(text).encode('utf-8')).hexdigest()
+def checksum_of(sql):
+    """SHA-256 hex digest of text that normalize_sql returned: stable across a BOM and line endings."""
+    return hashlib.sha256(sql.encode('utf-8')).hexdigest()
+
+
+def redact_secrets(sql):
+    """sql with every password value replaced by ********, for showing it (the SQL that runs is untouched)."""
+    def hide(m):
+        if m.group('keyword'):
+            return "%s'%s'" % (m.group('keyword'), REDACTED)
+        return m.group('key') + ("'%s'" % REDACTED if m.group('value').startswith("'") else REDACTED)
+    return re.sub(SECRET_PATTERN, hide, sql, flags=re.IGNORECASE | re.DOTALL | re.ASCII)
 
 
 def _line_of(text, offset):
@@ -576,22 +599,46 @@ def split_statements(sql):
                 if i >= n:
                     break
         m = TOKEN_RE.match(sql, i)
-        i = m.start(1)
-        token = m.group(1)
-        c = token[0]
+        kind = m.lastindex
+        i = m.start(kind)
         end = m.end()
-        if c in WHITESPACE or token.startswith('--'):
+        if kind == WORD:  # the most frequent: checked first
+            if start is None:
+                start = i
+            token = m.group(kind)
+            prev_word, prev_word_end = token, end
+            if paren_depth == 0:
+                words.append(token)
+                if len(words) == 1:
+                    all_words = token.upper() in ('ALTER', 'COPY')
+                elif len(words) in (2, 4):
+                    routine = _is_routine_definition(words)
+                if routine:
+                    upper = token.upper()
+                    if upper == 'BEGIN' or (upper == 'CASE' and begin_depth > 0):
+                        begin_depth += 1
+                    elif upper == 'END' and begin_depth > 0:
+                        begin_depth -= 1
             i = end
             continue
-        if token == '/*':
+        if kind == LINE_COMMENT:
+            i = end
+            continue
+        if kind == BLOCK_COMMENT:
             i = _skip_block_comment(sql, i)
+            continue
+        c = sql[i]
+        if c in WHITESPACE:  # at the end of the text
+            i = end
             continue
         if start is None:
             if c == ';':
                 i = end
                 continue
             start = i
-        if c == ';':
+        if kind == INERT:
+            i = end
+        elif c == ';':
             if paren_depth == 0 and begin_depth == 0:
                 line += sql.count('\n', line_pos, start)
                 line_pos = start
@@ -626,21 +673,6 @@ def split_statements(sql):
             i = end
         elif c == ')':
             paren_depth = max(0, paren_depth - 1)
-            i = end
-        elif IDENT_START.match(c):
-            prev_word, prev_word_end = token, end
-            if paren_depth == 0:
-                words.append(token)
-                if len(words) == 1:
-                    all_words = token.upper() in ('ALTER', 'COPY')
-                elif len(words) in (2, 4):
-                    routine = _is_routine_definition(words)
-                if routine:
-                    upper = token.upper()
-                    if upper == 'BEGIN' or (upper == 'CASE' and begin_depth > 0):
-                        begin_depth += 1
-                    elif upper == 'END' and begin_depth > 0:
-                        begin_depth -= 1
             i = end
         else:
             i = end
@@ -778,6 +810,29 @@ def list_sql_entries(path):
                               'and search permission on its parent directories' % (path, os_user(), e.strerror or e)])
 
 
+def read_file(path, max_size):
+    """(size, bytes) of a file; bytes is None when it is larger than max_size, which is then not read.
+
+    os.read rather than open(): a thousand files are read on every run, no-op and check included,
+    and the file object's machinery costs more than the read itself.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_size:
+            return size, None
+        chunks, wanted = [], size + 1  # one byte more than the size: read_migration sees a file that grew
+        while wanted > 0:
+            chunk = os.read(fd, wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return size, b''.join(chunks)
+    finally:
+        os.close(fd)
+
+
 def discover_migrations(path, max_size):
     """Read and check every migration file in path; return them in version order.
 
@@ -802,12 +857,10 @@ def discover_migrations(path, max_size):
             problems.append('%s: not a regular file' % filename)
             continue
         try:
-            with open(entry.path, 'rb') as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > max_size:
-                    problems.append('%s: %d bytes is larger than max_file_size (%d)' % (filename, size, max_size))
-                    continue
-                raw = f.read(size + 1)  # not max_size: a 50 MB buffer per file costs time
+            size, raw = read_file(entry.path, max_size)
+            if raw is None:
+                problems.append('%s: %d bytes is larger than max_file_size (%d)' % (filename, size, max_size))
+                continue
         except (IOError, OSError) as e:
             problems.append('%s: cannot be read (%s)' % (filename, e.strerror or e))
             continue
@@ -985,7 +1038,7 @@ def build_diff(entries, migrations_by_file, check_mode):
             diffs.append(dict(
                 before_header='%s (not applied)' % e['file'],
                 after_header='%s (%s)' % (e['file'], 'would apply' if check_mode else 'applied'),
-                before='', after=migrations_by_file[e['file']].sql))
+                before='', after=redact_secrets(migrations_by_file[e['file']].sql)))
     return diffs
 
 
@@ -1005,7 +1058,9 @@ class SqlFailure(Exception):
         self.detail = getattr(diag, 'message_detail', None)
         self.hint = getattr(diag, 'message_hint', None)
         context = getattr(diag, 'context', None)
-        self.context = '; '.join(line.strip() for line in context.splitlines() if line.strip()) if context else None
+        # A PL/pgSQL error's context quotes the statement, which may set a password.
+        self.context = (redact_secrets('; '.join(line.strip() for line in context.splitlines() if line.strip()))
+                        if context else None)
         position = getattr(diag, 'statement_position', None)
         self.position = int(position) if position and str(position).isdigit() else None
         super(SqlFailure, self).__init__(self.message)
@@ -1038,11 +1093,13 @@ class Db(object):
     def __init__(self, conn):
         self.conn = conn
         self.cursor = conn.cursor(**pg_cursor_args)
+        self.plain = None
 
-    def run(self, query, params=None, prefix_length=0):
+    def run(self, query, params=None, prefix_length=0, cursor=None):
         """Execute; prefix_length is how much text was put before the statement the caller knows."""
+        cursor = cursor or self.cursor
         try:
-            self.cursor.execute(query, params) if params is not None else self.cursor.execute(query)
+            cursor.execute(query, params) if params is not None else cursor.execute(query)
         except Exception as e:  # psycopg2.Error and psycopg.Error share no import path here
             failure = SqlFailure(e, connection_closed=bool(self.conn.closed))
             if failure.position:
@@ -1052,6 +1109,14 @@ class Db(object):
     def rows(self, query, params=None):
         self.run(query, params)
         return self.cursor.fetchall()
+
+    def tuples(self, query):
+        """Rows as plain tuples: for the history, whose rows grow with the number of migrations
+        (a dict per row costs several times more)."""
+        if self.plain is None:
+            self.plain = self.conn.cursor()
+        self.run(query, cursor=self.plain)
+        return self.plain.fetchall()
 
     def value(self, query, params=None):
         """The first column of the first row; the query names it v."""
@@ -1103,15 +1168,14 @@ def read_history(db, table_sql):
     if 'version' not in columns or 'name' not in columns:
         raise MigrationError(['history table %s exists but has no version/name columns; choose another '
                               'table with the table option' % table_sql])
-    checksum = 'checksum' if 'checksum' in columns else 'NULL'
-    applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
+    query = 'SELECT version::text, name, %s, %s FROM %s' % ('checksum' if 'checksum' in columns else 'NULL',
+                                                          'applied_at::text' if 'applied_at' in columns else 'NULL',
+                                                          table_sql)
     history = {}
-    for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s'
-                     % (checksum, applied_at, table_sql)):
-        number = version_number(r['version'])
+    for version, name, checksum, applied_at in db.tuples(query):
+        number = version_number(version)
         if number is not None:
-            history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
-                                   applied_at=r['applied_at'])
+            history[number] = dict(version=version.strip(), name=name, checksum=checksum, applied_at=applied_at)
     return history, columns
 
 
@@ -1230,7 +1294,7 @@ class ApplyFailure(Exception):
                     line=error_line(self.statement, self.failure.position) if self.statement else None,
                     sqlstate=self.failure.sqlstate, message=self.failure.message,
                     detail=self.failure.detail, hint=self.failure.hint,
-                    statement=self.statement.text if self.statement else None,
+                    statement=redact_secrets(self.statement.text) if self.statement else None,
                     attempts=self.attempts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -314,6 +315,34 @@ def test_error_inside_a_do_block_names_the_line_of_the_block(db, migrate, mdir):
     assert run.rc == 2
     assert "001_do.sql line 3: SQLSTATE 42P01" in run.result["msg"]
     assert "CONTEXT: PL/pgSQL function inline_code_block line 4 at SQL statement" in run.result["msg"]
+
+
+def test_a_password_in_a_migration_is_never_shown(db, migrate, mdir):
+    """A failed statement, the context of dynamic SQL and --diff show SQL: never a password in it."""
+    role = "no_role_" + uuid.uuid4().hex[:8]
+    write(mdir, "001_role.sql", f"CREATE TABLE kept_out (id int);\nALTER ROLE {role} WITH PASSWORD 'Sx-lit-one';\n")
+
+    failed = migrate(mdir)
+
+    assert failed.rc == 2 and failed.result["failed_migration"]["sqlstate"] == "42704"
+    assert failed.result["failed_migration"]["statement"] == f"ALTER ROLE {role} WITH PASSWORD '********'"
+    write(mdir, "001_role.sql", f"DO $$BEGIN EXECUTE 'ALTER ROLE {role} PASSWORD ''Sx-dyn-two'''; END$$;\n")
+
+    dynamic = migrate(mdir)
+
+    assert dynamic.rc == 2
+    assert f"CONTEXT: SQL statement \"ALTER ROLE {role} PASSWORD '********'\"" in dynamic.result["msg"]
+    write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD 'Sx-diff-3';\n"
+          f"CREATE SUBSCRIPTION s_{role} CONNECTION 'host=db password=Sx-conninfo-4 dbname=x' PUBLICATION p;\n")
+
+    dry = migrate(mdir, check=True, diff=True)
+
+    assert dry.rc == 0, dry.output
+    assert f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD '********';" in dry.stdout
+    assert "CONNECTION 'host=db password=******** dbname=x'" in dry.stdout
+    for run in (failed, dynamic, dry):
+        assert "Sx-" not in run.output + json.dumps(run.result)
+    assert db.tables() == []
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])

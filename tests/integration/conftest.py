@@ -98,7 +98,7 @@ def tcp_login(pg, db, socket_vars) -> TcpLogin:
 @pytest.fixture
 def deploy(pg, db, site, socket_vars, tmp_path):
     """deploy(playbook="deploy-db.yml", vars={...}, secrets={...}, extra_vars={...},
-    check=False, verbosity=0) -> DeployRun.
+    check=False, diff=False, verbosity=0) -> DeployRun.
 
     vars replace the socket shape's inventory vars; secrets go through a 0600
     vars file; extra_vars are plain -e key=value (never secrets).
@@ -106,7 +106,7 @@ def deploy(pg, db, site, socket_vars, tmp_path):
     runs = iter(range(1000))
 
     def _run(playbook: str = "deploy-db.yml", *, vars: dict | None = None, secrets: dict | None = None,
-             extra_vars: dict | None = None, check: bool = False, verbosity: int = 0,
+             extra_vars: dict | None = None, check: bool = False, diff: bool = False, verbosity: int = 0,
              timeout: float = 300) -> DeployRun:
         n = next(runs)
         host_vars = dict(vars if vars is not None else socket_vars)
@@ -124,6 +124,8 @@ def deploy(pg, db, site, socket_vars, tmp_path):
             cmd += ["-e", f"{key}={value}"]
         if check:
             cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         reports_before = set(site.reports.glob("*.json")) if site.reports.exists() else set()

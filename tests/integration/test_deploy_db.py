@@ -107,6 +107,31 @@ def test_check_mode_on_an_empty_database_writes_nothing_anywhere(deploy, db, sit
     assert [m["status"] for m in run.report["migrations"]] == ["would_apply"] * len(ST44)
 
 
+def test_diff_shows_each_pending_file_once_and_no_password(deploy, db, site, check_mode_lock):
+    assert deploy().rc == 0
+    role = "app_" + db.name[-8:]
+    write_sql(site.migrations, "017_app_role.sql", f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-role-pw';\n")
+    try:
+        with check_mode_lock():
+            dry = deploy(check=True, diff=True)
+        real = deploy(diff=True)
+
+        assert dry.rc == 0, dry.output
+        assert real.rc == 0, real.output
+        assert dry.version_lines()[-1] == ("changed", "017", "app_role", "would_apply")
+        assert real.version_lines()[-1] == ("changed", "017", "app_role", "applied")
+        # The SQL of the pending file, once: from postgresql_migrate (not from the plan of a real
+        # run, nor from the copy of the files), the password hidden; nothing of the files applied before.
+        for run, status in ((dry, "would apply"), (real, "applied")):
+            assert run.output.count("CREATE ROLE") == 1, run.output
+            assert f"CREATE ROLE {role} LOGIN PASSWORD '********';" in run.output
+            assert f"017_app_role.sql ({status})" in run.output
+            assert "CREATE TABLE IF NOT EXISTS users" not in run.output
+            assert "Sx-role-pw" not in run.output + run.report_path.read_text()
+        assert db.sql("SELECT count(*) FROM pg_roles WHERE rolname = %s", params=(role,)) == [(1,)]
+    finally:
+        db.sql(f'DROP ROLE IF EXISTS "{role}"')
+
 # --- 4-5: backups restore ------------------------------------------------------------
 
 def deploy_with_rows_then_017(deploy, db, site):

@@ -127,13 +127,36 @@ def test_normalize_drops_bom_and_normalizes_line_endings():
 def test_checksum_is_sha256_of_the_lf_text_and_ignores_bom_and_crlf():
     lf = "CREATE TABLE t (id int);\n-- note\n"
     expected = hashlib.sha256(lf.encode("utf-8")).hexdigest()
-    assert pm.checksum_of(lf) == expected
-    assert pm.checksum_of("\ufeff" + lf.replace("\n", "\r\n")) == expected
-    assert pm.checksum_of(lf.replace("\n", "\r")) == expected
+    for text in (lf, "\ufeff" + lf.replace("\n", "\r\n"), lf.replace("\n", "\r")):
+        assert pm.checksum_of(pm.normalize_sql(text)) == expected
 
 
 def test_checksum_changes_when_a_comment_changes():
     assert pm.checksum_of("SELECT 1; -- a\n") != pm.checksum_of("SELECT 1; -- b\n")
+
+
+# ---------------------------------------------------------------------------
+# redact_secrets
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, shown", [
+    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret';", "CREATE ROLE app LOGIN PASSWORD '********';"),
+    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b' VALID UNTIL 'infinity'",
+     "ALTER ROLE app ENCRYPTED PASSWORD '********' VALID UNTIL 'infinity'"),
+    ("alter role app password $p$x'y$p$", "alter role app password '********'"),
+    ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'pw')",
+     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password '********')"),
+    ("CREATE SUBSCRIPTION s CONNECTION 'host=db password=pw dbname=x' PUBLICATION p",
+     "CREATE SUBSCRIPTION s CONNECTION 'host=db password=******** dbname=x' PUBLICATION p"),
+    ("EXECUTE 'ALTER ROLE app PASSWORD ''pw'''", "EXECUTE 'ALTER ROLE app PASSWORD '********''"),
+    # not a password value: left alone
+    ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
+    ("SET password_encryption = 'scram-sha-256'", "SET password_encryption = 'scram-sha-256'"),
+    ("COMMENT ON COLUMN users.password IS 'a bcrypt hash'", "COMMENT ON COLUMN users.password IS 'a bcrypt hash'"),
+    ("UPDATE users SET password_hash = 'x'", "UPDATE users SET password_hash = 'x'"),
+])
+def test_redact_secrets_hides_password_values_only(sql, shown):
+    assert pm.redact_secrets(sql) == shown
 
 
 # ---------------------------------------------------------------------------
