@@ -1093,13 +1093,11 @@ class Db(object):
     def __init__(self, conn):
         self.conn = conn
         self.cursor = conn.cursor(**pg_cursor_args)
-        self.plain = None
 
-    def run(self, query, params=None, prefix_length=0, cursor=None):
+    def run(self, query, params=None, prefix_length=0):
         """Execute; prefix_length is how much text was put before the statement the caller knows."""
-        cursor = cursor or self.cursor
         try:
-            cursor.execute(query, params) if params is not None else cursor.execute(query)
+            self.cursor.execute(query, params) if params is not None else self.cursor.execute(query)
         except Exception as e:  # psycopg2.Error and psycopg.Error share no import path here
             failure = SqlFailure(e, connection_closed=bool(self.conn.closed))
             if failure.position:
@@ -1109,14 +1107,6 @@ class Db(object):
     def rows(self, query, params=None):
         self.run(query, params)
         return self.cursor.fetchall()
-
-    def tuples(self, query):
-        """Rows as plain tuples: for the history, whose rows grow with the number of migrations
-        (a dict per row costs several times more)."""
-        if self.plain is None:
-            self.plain = self.conn.cursor()
-        self.run(query, cursor=self.plain)
-        return self.plain.fetchall()
 
     def value(self, query, params=None):
         """The first column of the first row; the query names it v."""
@@ -1168,14 +1158,15 @@ def read_history(db, table_sql):
     if 'version' not in columns or 'name' not in columns:
         raise MigrationError(['history table %s exists but has no version/name columns; choose another '
                               'table with the table option' % table_sql])
-    query = 'SELECT version::text, name, %s, %s FROM %s' % ('checksum' if 'checksum' in columns else 'NULL',
-                                                          'applied_at::text' if 'applied_at' in columns else 'NULL',
-                                                          table_sql)
+    checksum = 'checksum' if 'checksum' in columns else 'NULL'
+    applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
     history = {}
-    for version, name, checksum, applied_at in db.tuples(query):
-        number = version_number(version)
+    for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s'
+                     % (checksum, applied_at, table_sql)):
+        number = version_number(r['version'])
         if number is not None:
-            history[number] = dict(version=version.strip(), name=name, checksum=checksum, applied_at=applied_at)
+            history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
+                                   applied_at=r['applied_at'])
     return history, columns
 
 
