@@ -166,6 +166,9 @@ notes:
     meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
     (pg_dump's inline rows) or C(TO STDOUT), which only C(psql) can stream. Write seed rows as
     C(INSERT ... VALUES).
+  - Files are read and sent as UTF-8; the server converts them to the database's encoding. A
+    C(SET client_encoding) (or C(SET NAMES)) to another encoding in a file with non-ASCII text
+    is refused, since the server would read that text in the wrong encoding.
   - Each file starts from the run's session settings (I(lock_timeout), I(statement_timeout),
     I(session_role), the server's defaults for the rest), as if in a session of its own. A plain
     C(SET) of a timeout, C(search_path) or C(ROLE) in one file does not hold for the next, nor
@@ -418,6 +421,8 @@ INERT = 4
 # loop reads (E'...' takes backslash escapes).
 SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + _IDENT + "(?!'|" + _IDENT_CONT + r')|-(?!-)|/(?!\*))+')
 DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
+# What SET client_encoding / SET NAMES is given: after the name and an optional TO or =.
+CLIENT_ENCODING_VALUE_RE = re.compile(r'(?:client_encoding|names)\s*(?:=|\bto\b)?\s*(.*)', re.IGNORECASE | re.DOTALL)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
@@ -694,6 +699,22 @@ def copy_stream(statement):
     return None
 
 
+def encoding_switch(statement):
+    """The encoding a SET client_encoding / SET NAMES switches the session to when it is not UTF-8, or None."""
+    w = [x.upper() for x in statement.words[:3]]
+    if w[:1] != ['SET']:
+        return None
+    if w[1:2] in (['SESSION'], ['LOCAL']):
+        del w[1]
+    if w[1:2] not in (['CLIENT_ENCODING'], ['NAMES']):
+        return None
+    m = CLIENT_ENCODING_VALUE_RE.search(statement.text)
+    value = m.group(1).strip().strip('\'"') if m else ''
+    if value.upper().replace('-', '').replace('_', '') in ('UTF8', 'UNICODE', 'DEFAULT', ''):
+        return None
+    return value
+
+
 def transaction_control(statement):
     """Name the transaction-control command a statement is, or None."""
     w = [x.upper() for x in statement.words[:3]]
@@ -776,6 +797,12 @@ def analyze_migration(mig):
                             'does (inline data, \\copy); write the rows as INSERT ... VALUES, or COPY %s a '
                             'file on the database server' % (mig.filename, st.line, stream,
                                                              'from' if stream == 'FROM STDIN' else 'to'))
+        encoding = encoding_switch(st)
+        if encoding and not mig.sql.isascii():  # with ASCII only, the switch changes nothing
+            problems.append('%s line %d: SET client_encoding to %s in a file with non-ASCII characters, which '
+                            'the server would then read as %s and store wrongly. The module reads every file as '
+                            'UTF-8 and sends it as UTF-8, and the server converts it to the database\'s encoding: '
+                            'remove the statement' % (mig.filename, st.line, encoding, encoding))
         reason = needs_no_transaction(st)
         if reason and mig.transactional:
             problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '

@@ -176,6 +176,8 @@ def test_out_of_order_version_is_refused_unless_allowed(db, migrate, mdir):
     ("003_meta.sql", "\\i other.sql\n", "psql meta-command"),
     ("003_seed.sql", "CREATE TABLE colours (id int, name text);\nCOPY colours (id, name) FROM stdin;\n"
      "1\tred\n\\.\n", "003_seed.sql line 2: COPY ... FROM STDIN streams rows through the client"),
+    ("003_enc.sql", "CREATE TABLE cafes (name text);\nSET client_encoding = 'LATIN1';\nINSERT INTO cafes VALUES ('café');\n",
+     "003_enc.sql line 2: SET client_encoding to LATIN1 in a file with non-ASCII characters"),
 ])
 def test_bad_files_are_refused_before_anything_is_written(db, migrate, mdir, name, content, expected):
     make_three(mdir)

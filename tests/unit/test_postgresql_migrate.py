@@ -490,6 +490,32 @@ def test_copy_through_the_client_is_refused_naming_the_line_and_what_to_write():
         "(inline data, \\copy); write the rows as INSERT ... VALUES, or COPY to a file on the database server"]
 
 
+@pytest.mark.parametrize("sql, encoding", [
+    ("SET client_encoding = 'LATIN1'", "LATIN1"),
+    ("set session client_encoding to win1252", "win1252"),
+    ("SET LOCAL NAMES 'EUC_JP'", "EUC_JP"),
+    ("SET client_encoding\n  TO 'SQL_ASCII'", "SQL_ASCII"),
+    ("SET client_encoding = 'UTF8'", None),  # what pg_dump writes for a UTF-8 database
+    ("SET client_encoding TO 'utf-8'", None),
+    ("SET NAMES 'unicode'", None),
+    ("SET client_encoding TO DEFAULT", None),
+    ("SET client_min_messages = warning", None),
+    ("ALTER DATABASE app SET client_encoding = 'LATIN1'", None),  # later sessions, not this one
+])
+def test_encoding_switch_names_an_encoding_other_than_utf8(sql, encoding):
+    assert pm.encoding_switch(one_statement(sql)) == encoding
+
+
+def test_switching_the_client_encoding_is_refused_only_when_non_ascii_text_follows():
+    latin1 = "CREATE TABLE cafes (name text);\nSET client_encoding = 'LATIN1';\nINSERT INTO cafes VALUES ('café');\n"
+    assert problems_of_file("021_cafes.sql", latin1) == [
+        "021_cafes.sql line 2: SET client_encoding to LATIN1 in a file with non-ASCII characters, which the "
+        "server would then read as LATIN1 and store wrongly. The module reads every file as UTF-8 and sends it "
+        "as UTF-8, and the server converts it to the database's encoding: remove the statement"]
+    ascii_only = parse_migration("021_cafes.sql", latin1.replace("é", "e").encode(), MIB)
+    assert [s.text for s in ascii_only.statements][1] == "SET client_encoding = 'LATIN1'"
+
+
 def test_top_level_transaction_control_is_refused_naming_each_line():
     sql = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n"
     suffix = ". The module runs each migration in its own transaction; remove the transaction control statements"
