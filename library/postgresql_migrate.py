@@ -159,8 +159,9 @@ attributes:
     description: Read-only session; reports what a real run would apply and fails where it would fail.
   diff_mode:
     support: full
-    description: Shows the SQL of every migration applied, or that would be applied in check mode, with
-      password values (C(PASSWORD '...'), C(password=) in a connection string) shown as C(********).
+    description: Shows the SQL of every migration applied, or that would be applied in check mode; in a
+      statement, everything after the word C(password) is shown as C(********), and so is the password
+      of a URI.
 notes:
   - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
     meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
@@ -341,7 +342,8 @@ current_version:
   type: str
   sample: "016"
 failed_migration:
-  description: Details of the migration that failed; in I(statement), a password value is shown as C(********).
+  description: Details of the migration that failed; in I(statement), everything after the word
+    C(password) is shown as C(********).
   returned: when a migration failed
   type: dict
   sample:
@@ -421,18 +423,22 @@ INERT = 4
 # loop reads (E'...' takes backslash escapes).
 SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + _IDENT + "(?!'|" + _IDENT_CONT + r')|-(?!-)|/(?!\*))+')
 DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
-# What SET client_encoding / SET NAMES is given: after the name and an optional TO or =.
-CLIENT_ENCODING_VALUE_RE = re.compile(r'(?:client_encoding|names)\s*(?:=|\bto\b)?\s*(.*)', re.IGNORECASE | re.DOTALL)
+# SET [SESSION | LOCAL] client_encoding (quoted or not) | NAMES [TO | =] value, comments removed:
+# the value, with its quote and any E or U& prefix.
+CLIENT_ENCODING_SET_RE = re.compile(r'SET\s+(?:(?:SESSION|LOCAL)\s+)?(?:"client_encoding"|client_encoding\b|NAMES\b)'
+                                    r'\s*(?:=|TO\b)?\s*((?:[EU]&?)?[\'"]?[^\s\'";]*)', re.IGNORECASE)
+COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
-# A password in SQL, as a role's PASSWORD '...' (also ENCRYPTED PASSWORD, a user mapping's
-# OPTIONS (password '...')) or inside a connection string (CONNECTION 'host=... password=...'):
-# the module shows SQL (a failed statement, its context, --diff), never these values; ''...'' is
-# one inside a string literal (dynamic SQL in a DO block). A pattern,
-# not a compiled regex: only a failure or --diff needs it, so only they pay for compiling it.
-SECRET_PATTERN = (r"(?P<keyword>\bpassword\s+)(?:E'(?:[^'\\]|''|\\.)*'|''(?:[^']|'''')*''|'(?:[^']|'')*'|(?P<tag>\$[^$\s]*\$).*?(?P=tag))"
-                  r"|(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s']+)")
+# A password in SQL: the word password (a role's PASSWORD, a user mapping's password option,
+# password= in a connection string), after which the rest of the statement is hidden, and the
+# password of a postgresql:// URI. Hiding the rest rather than parsing the value leaves no form
+# of literal (E'', U&'', $$, continued, nested in dynamic SQL, after a comment) to get wrong.
+# Patterns, not compiled regexes: only a failure or --diff needs them, so only they pay for
+# compiling them; bounded repeats keep them linear on a 50 MB file.
+SECRET_WORD = r'(?<![\w$.])"?password"?(?![\w$])'
+URI_SECRET = r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@'''
 REDACTED = '********'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
@@ -511,13 +517,31 @@ def checksum_of(sql):
     return hashlib.sha256(sql.encode('utf-8')).hexdigest()
 
 
-def redact_secrets(sql):
-    """sql with every password value replaced by ********, for showing it (the SQL that runs is untouched)."""
-    def hide(m):
-        if m.group('keyword'):
-            return "%s'%s'" % (m.group('keyword'), REDACTED)
-        return m.group('key') + ("'%s'" % REDACTED if m.group('value').startswith("'") else REDACTED)
-    return re.sub(SECRET_PATTERN, hide, sql, flags=re.IGNORECASE | re.DOTALL | re.ASCII)
+def redact_secrets(statement):
+    """The text of a statement (or an error's context) to show: after the word password, the rest
+    is ********, and so is the password of a URI. The SQL that runs is untouched."""
+    statement = re.sub(URI_SECRET, r'\1' + REDACTED + '@', statement)
+    m = re.search(SECRET_WORD, statement, re.IGNORECASE | re.ASCII)
+    return statement[:m.end()] + ' ' + REDACTED if m else statement
+
+
+def _redact_lines(text):
+    """Comments between statements: after the word password, the rest of its line."""
+    text = re.sub(URI_SECRET, r'\1' + REDACTED + '@', text)
+    return re.sub('(' + SECRET_WORD + ')[^\n]*', r'\1 ' + REDACTED, text, flags=re.IGNORECASE | re.ASCII)
+
+
+def redact_file(mig):
+    """A split migration's SQL to show (--diff): each statement as redact_secrets shows it."""
+    sql, out, pos = mig.sql, [], 0
+    for st in mig.statements or []:
+        at = sql.find(st.text, pos)  # the statement's text is a slice of the file's
+        if at < 0:
+            break
+        out += [_redact_lines(sql[pos:at]), redact_secrets(st.text)]
+        pos = at + len(st.text)
+    out.append(_redact_lines(sql[pos:]))
+    return ''.join(out)
 
 
 def _line_of(text, offset):
@@ -701,15 +725,12 @@ def copy_stream(statement):
 
 def encoding_switch(statement):
     """The encoding a SET client_encoding / SET NAMES switches the session to when it is not UTF-8, or None."""
-    w = [x.upper() for x in statement.words[:3]]
-    if w[:1] != ['SET']:
+    if not statement.words or statement.words[0].upper() != 'SET':
         return None
-    if w[1:2] in (['SESSION'], ['LOCAL']):
-        del w[1]
-    if w[1:2] not in (['CLIENT_ENCODING'], ['NAMES']):
+    m = CLIENT_ENCODING_SET_RE.match(COMMENT_RE.sub(' ', statement.text))
+    if not m:
         return None
-    m = CLIENT_ENCODING_VALUE_RE.search(statement.text)
-    value = m.group(1).strip().strip('\'"') if m else ''
+    value = re.sub(r'^(?:[EeUu]&?)?[\'"]', '', m.group(1))
     if value.upper().replace('-', '').replace('_', '') in ('UTF8', 'UNICODE', 'DEFAULT', ''):
         return None
     return value
@@ -1065,7 +1086,7 @@ def build_diff(entries, migrations_by_file, check_mode):
             diffs.append(dict(
                 before_header='%s (not applied)' % e['file'],
                 after_header='%s (%s)' % (e['file'], 'would apply' if check_mode else 'applied'),
-                before='', after=redact_secrets(migrations_by_file[e['file']].sql)))
+                before='', after=redact_file(migrations_by_file[e['file']])))
     return diffs
 
 
@@ -1085,7 +1106,8 @@ class SqlFailure(Exception):
         self.detail = getattr(diag, 'message_detail', None)
         self.hint = getattr(diag, 'message_hint', None)
         context = getattr(diag, 'context', None)
-        # A PL/pgSQL error's context quotes the statement, which may set a password.
+        # A PL/pgSQL error's context quotes the statement, which may set a password (redact_secrets
+        # hides all that follows the word, the lines after it included).
         self.context = (redact_secrets('; '.join(line.strip() for line in context.splitlines() if line.strip()))
                         if context else None)
         position = getattr(diag, 'statement_position', None)

@@ -124,7 +124,7 @@ def test_diff_shows_each_pending_file_once_and_no_password(deploy, db, site, che
         # run, nor from the copy of the files), the password hidden; nothing of the files applied before.
         for run, status in ((dry, "would apply"), (real, "applied")):
             assert run.output.count("CREATE ROLE") == 1, run.output
-            assert f"CREATE ROLE {role} LOGIN PASSWORD '********';" in run.output
+            assert f"CREATE ROLE {role} LOGIN PASSWORD ********;" in run.output
             assert f"017_app_role.sql ({status})" in run.output
             assert "CREATE TABLE IF NOT EXISTS users" not in run.output
             assert "Sx-role-pw" not in run.output + run.report_path.read_text()

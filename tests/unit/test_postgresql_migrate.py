@@ -140,23 +140,36 @@ def test_checksum_changes_when_a_comment_changes():
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sql, shown", [
-    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret';", "CREATE ROLE app LOGIN PASSWORD '********';"),
-    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b' VALID UNTIL 'infinity'",
-     "ALTER ROLE app ENCRYPTED PASSWORD '********' VALID UNTIL 'infinity'"),
-    ("alter role app password $p$x'y$p$", "alter role app password '********'"),
-    ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'pw')",
-     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password '********')"),
-    ("CREATE SUBSCRIPTION s CONNECTION 'host=db password=pw dbname=x' PUBLICATION p",
-     "CREATE SUBSCRIPTION s CONNECTION 'host=db password=******** dbname=x' PUBLICATION p"),
-    ("EXECUTE 'ALTER ROLE app PASSWORD ''pw'''", "EXECUTE 'ALTER ROLE app PASSWORD '********''"),
-    # not a password value: left alone
-    ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
+    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret' VALID UNTIL 'infinity'", "CREATE ROLE app LOGIN PASSWORD ********"),
+    # every form of literal, with or without space, after a comment, continued on the next line
+    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b'", "ALTER ROLE app ENCRYPTED PASSWORD ********"),
+    ("alter role app password $p$x'y$p$", "alter role app password ********"),
+    ("ALTER ROLE app PASSWORD'x'", "ALTER ROLE app PASSWORD ********"),
+    ("ALTER ROLE app PASSWORD /* c */ U&'x'", "ALTER ROLE app PASSWORD ********"),
+    ("ALTER ROLE app PASSWORD 'abc'\n'x'", "ALTER ROLE app PASSWORD ********"),
+    ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" 'pw')",
+     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" ********"),
+    ("CREATE SUBSCRIPTION s CONNECTION 'host=db password=''a b'' dbname=x' PUBLICATION p",
+     "CREATE SUBSCRIPTION s CONNECTION 'host=db password ********"),
+    ("CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:pw@db/x' PUBLICATION p",
+     "CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:********@db/x' PUBLICATION p"),
+    ("DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD \\'pw\\''; END$$", "DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD ********"),
+    # not a password: left alone
     ("SET password_encryption = 'scram-sha-256'", "SET password_encryption = 'scram-sha-256'"),
     ("COMMENT ON COLUMN users.password IS 'a bcrypt hash'", "COMMENT ON COLUMN users.password IS 'a bcrypt hash'"),
     ("UPDATE users SET password_hash = 'x'", "UPDATE users SET password_hash = 'x'"),
 ])
-def test_redact_secrets_hides_password_values_only(sql, shown):
+def test_redact_secrets_hides_what_follows_the_word_password(sql, shown):
     assert pm.redact_secrets(sql) == shown
+
+
+def test_redact_file_hides_each_statements_password_and_keeps_the_rest():
+    sql = ("-- rotate the password: hunter2\nCREATE TABLE t (c text DEFAULT '');\n"
+           "ALTER ROLE app PASSWORD '';\nCREATE TABLE u (c text DEFAULT '');\n")
+    assert pm.redact_file(parse_migration("009_roles.sql", sql)) == (
+        "-- rotate the password ********\nCREATE TABLE t (c text DEFAULT '');\n"
+        "ALTER ROLE app PASSWORD ********;\nCREATE TABLE u (c text DEFAULT '');\n")
+
 
 
 # ---------------------------------------------------------------------------
@@ -495,6 +508,11 @@ def test_copy_through_the_client_is_refused_naming_the_line_and_what_to_write():
     ("set session client_encoding to win1252", "win1252"),
     ("SET LOCAL NAMES 'EUC_JP'", "EUC_JP"),
     ("SET client_encoding\n  TO 'SQL_ASCII'", "SQL_ASCII"),
+    ("SET /* names */ \"client_encoding\" TO E'LATIN1'", "LATIN1"),
+    ("SET client_encoding TO EUC_JP", "EUC_JP"),
+    ("SET client_encoding /* was LATIN1 */ TO 'UTF8' -- pg_dump", None),
+    ("SET client_encoding TO U&'UTF8'", None),
+    ("SET NAMESPACE = 'x'", None),
     ("SET client_encoding = 'UTF8'", None),  # what pg_dump writes for a UTF-8 database
     ("SET client_encoding TO 'utf-8'", None),
     ("SET NAMES 'unicode'", None),
