@@ -406,7 +406,6 @@ _TAG_CONT = r'[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]'
 _IDENT = _IDENT_START + _IDENT_CONT + '*'
 # ASCII characters that matter to nobody: not whitespace, ; ' " $ ( ) \\ / -, letters or "_".
 _INERT = r'[\x00-\x08\x0e-\x1f!#%&*+,.0-9:<=>?@\[\]^\x60{|}~\x7f]'
-IDENT_START = re.compile(_IDENT_START)
 # One lexical token at a time, after the whitespace before it; the group that matched tells its
 # kind: a -- comment, the start of a /* comment, a word, a run of characters that matter to
 # nobody (digits, operators, commas), or a single other character (whitespace only at the very
@@ -424,9 +423,9 @@ INERT = 4
 SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + _IDENT + "(?!'|" + _IDENT_CONT + r')|-(?!-)|/(?!\*))+')
 DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
 # SET [SESSION | LOCAL] client_encoding (quoted or not) | NAMES [TO | =] value, comments removed:
-# the value, with its quote and any E or U& prefix.
+# the value, without its quote or the E or U& prefix of a quoted one.
 CLIENT_ENCODING_SET_RE = re.compile(r'SET\s+(?:(?:SESSION|LOCAL)\s+)?(?:"client_encoding"|client_encoding\b|NAMES\b)'
-                                    r'\s*(?:=|TO\b)?\s*((?:[EU]&?)?[\'"]?[^\s\'";]*)', re.IGNORECASE)
+                                    r'\s*(?:=|TO\b)?\s*(?:[EU]&?(?=[\'"]))?[\'"]?([^\s\'";]*)', re.IGNORECASE)
 COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
@@ -517,18 +516,13 @@ def checksum_of(sql):
     return hashlib.sha256(sql.encode('utf-8')).hexdigest()
 
 
-def redact_secrets(statement):
-    """The text of a statement (or an error's context) to show: after the word password, the rest
-    is ********, and so is the password of a URI. The SQL that runs is untouched."""
-    statement = re.sub(URI_SECRET, r'\1' + REDACTED + '@', statement)
-    m = re.search(SECRET_WORD, statement, re.IGNORECASE | re.ASCII)
-    return statement[:m.end()] + ' ' + REDACTED if m else statement
-
-
-def _redact_lines(text):
-    """Comments between statements: after the word password, the rest of its line."""
+def redact_secrets(text, line_only=False):
+    """Text of a statement (or an error's context) to show: after the word password, the rest of
+    the text is ******** (of the line only, for comments between statements), and so is the
+    password of a URI. The SQL that runs is untouched."""
     text = re.sub(URI_SECRET, r'\1' + REDACTED + '@', text)
-    return re.sub('(' + SECRET_WORD + ')[^\n]*', r'\1 ' + REDACTED, text, flags=re.IGNORECASE | re.ASCII)
+    return re.sub('(' + SECRET_WORD + ')' + ('[^\n]*' if line_only else '.*'), r'\1 ' + REDACTED, text,
+                  flags=re.IGNORECASE | re.ASCII | re.DOTALL)
 
 
 def redact_file(mig):
@@ -538,9 +532,9 @@ def redact_file(mig):
         at = sql.find(st.text, pos)  # the statement's text is a slice of the file's
         if at < 0:
             break
-        out += [_redact_lines(sql[pos:at]), redact_secrets(st.text)]
+        out += [redact_secrets(sql[pos:at], line_only=True), redact_secrets(st.text)]
         pos = at + len(st.text)
-    out.append(_redact_lines(sql[pos:]))
+    out.append(redact_secrets(sql[pos:], line_only=True))
     return ''.join(out)
 
 
@@ -730,7 +724,7 @@ def encoding_switch(statement):
     m = CLIENT_ENCODING_SET_RE.match(COMMENT_RE.sub(' ', statement.text))
     if not m:
         return None
-    value = re.sub(r'^(?:[EeUu]&?)?[\'"]', '', m.group(1))
+    value = m.group(1)
     if value.upper().replace('-', '').replace('_', '') in ('UTF8', 'UNICODE', 'DEFAULT', ''):
         return None
     return value
