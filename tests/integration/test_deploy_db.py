@@ -107,14 +107,28 @@ def test_check_mode_on_an_empty_database_writes_nothing_anywhere(deploy, db, sit
     assert [m["status"] for m in run.report["migrations"]] == ["would_apply"] * len(ST44)
 
 
-def test_diff_shows_each_pending_file_once_and_no_password(deploy, db, site, check_mode_lock):
+# A play that asks for diffs with the `diff: true` keyword instead of --diff (ansible_diff_mode
+# stays false there).
+DIFF_KEYWORD_PLAY = """\
+- name: Deploy with diff asked for by the play
+  hosts: st44_db
+  gather_facts: false
+  diff: true
+  roles:
+    - role: db_deploy
+"""
+
+
+def test_diff_shows_each_pending_file_once_and_no_password(deploy, db, site, check_mode_lock, tmp_path):
     assert deploy().rc == 0
     role = "app_" + db.name[-8:]
     write_sql(site.migrations, "017_app_role.sql", f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-role-pw';\n")
+    play = tmp_path / "diff-keyword.yml"
+    play.write_text(DIFF_KEYWORD_PLAY)
     try:
         with check_mode_lock():
             dry = deploy(check=True, diff=True)
-        real = deploy(diff=True)
+        real = deploy(str(play))
 
         assert dry.rc == 0, dry.output
         assert real.rc == 0, real.output
