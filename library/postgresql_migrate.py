@@ -525,6 +525,42 @@ def redact_secrets(text, line_only=False):
                   flags=re.IGNORECASE | re.ASCII | re.DOTALL)
 
 
+def secret_parts(sql):
+    """What redact_secrets hides of sql: all after the word password, and each URI password."""
+    word = re.search(SECRET_WORD, sql, flags=re.IGNORECASE | re.ASCII)
+    parts = [sql[word.end():]] if word else []
+    return parts + [m.group(0)[len(m.group(1)):-1] for m in re.finditer(URI_SECRET, sql)]
+
+
+def quotes_hidden_sql(fragment, hidden):
+    """Whether a fragment a message quotes is a token (or run of tokens) of the hidden SQL: not
+    merely inside a longer word, so the table t of `(password text)` is still named."""
+    pattern = re.compile(('(?<![\\w$])' if re.match(r'[\w$]', fragment) else '') + re.escape(fragment)
+                         + ('(?![\\w$])' if re.search(r'[\w$]\Z', fragment) else ''))
+    return any(pattern.search(part) for part in hidden)
+
+
+def redact_quoted(text, hidden):
+    """A server message, detail or hint with each "quoted" fragment that comes from the hidden
+    parts of the SQL hidden: a syntax error quotes the token it stopped at, which may be the
+    password. The longest fragment wins, so a token holding a quote is hidden whole."""
+    quotes = [i for i, c in enumerate(text) if c == '"']
+    if len(quotes) > 8:  # no message of the server quotes that much: hide from the first quote on
+        return text[:quotes[0]] + '"%s"' % REDACTED
+    out, pos, k = [], 0, 0
+    while k < len(quotes) - 1:
+        start = quotes[k]
+        for m in range(len(quotes) - 1, k, -1):
+            end = quotes[m]
+            if end > start + 1 and quotes_hidden_sql(text[start + 1:end], hidden):
+                out += [text[pos:start], '"%s"' % REDACTED]
+                pos, k = end + 1, m + 1
+                break
+        else:
+            k += 1
+    return ''.join(out) + text[pos:]
+
+
 def redact_file(mig):
     """A split migration's SQL to show (--diff): each statement as redact_secrets shows it."""
     sql, out, pos = mig.sql, [], 0
@@ -1091,7 +1127,7 @@ def build_diff(entries, migrations_by_file, check_mode):
 class SqlFailure(Exception):
     """A database error with what a person needs to act on it."""
 
-    def __init__(self, exc, connection_closed=True):
+    def __init__(self, exc, connection_closed=True, query=None):
         diag = getattr(exc, 'diag', None)
         self.connection_closed = connection_closed
         self.sqlstate = getattr(diag, 'sqlstate', None) or getattr(exc, 'pgcode', None) or getattr(exc, 'sqlstate', None)
@@ -1099,6 +1135,10 @@ class SqlFailure(Exception):
         self.message = getattr(diag, 'message_primary', None) or ' '.join(to_native(exc).split()).rstrip('.')
         self.detail = getattr(diag, 'message_detail', None)
         self.hint = getattr(diag, 'message_hint', None)
+        hidden = secret_parts(query) if isinstance(query, str) else None
+        if hidden:
+            self.message, self.detail, self.hint = [
+                redact_quoted(text, hidden) if text else text for text in (self.message, self.detail, self.hint)]
         context = getattr(diag, 'context', None)
         # A PL/pgSQL error's context quotes the statement, which may set a password (redact_secrets
         # hides all that follows the word, the lines after it included).
@@ -1142,7 +1182,7 @@ class Db(object):
         try:
             self.cursor.execute(query, params) if params is not None else self.cursor.execute(query)
         except Exception as e:  # psycopg2.Error and psycopg.Error share no import path here
-            failure = SqlFailure(e, connection_closed=bool(self.conn.closed))
+            failure = SqlFailure(e, connection_closed=bool(self.conn.closed), query=query)
             if failure.position:
                 failure.position = max(1, failure.position - prefix_length)
             raise failure

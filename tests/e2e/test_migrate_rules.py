@@ -334,6 +334,14 @@ def test_a_password_in_a_migration_is_never_shown(db, migrate, mdir):
 
     assert dynamic.rc == 2
     assert f"CONTEXT: SQL statement \"ALTER ROLE {role} PASSWORD ********" in dynamic.result["msg"]
+    # Double quotes for single: the server's message quotes the token it stopped at.
+    write(mdir, "001_role.sql", f"ALTER ROLE {role} PASSWORD \"Sx-typo-five\";\n")
+
+    typo = migrate(mdir)
+
+    assert typo.rc == 2 and typo.result["failed_migration"]["sqlstate"] == "42601"
+    assert typo.result["failed_migration"]["message"] == 'syntax error at or near "********"'
+    assert "001_role.sql line 1: SQLSTATE 42601: syntax error at or near \"********\"" in typo.result["msg"]
     write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD 'Sx-diff-3';\n"
           f"CREATE SUBSCRIPTION s_{role} CONNECTION 'host=db password=Sx-conninfo-4 dbname=x' PUBLICATION p;\n")
 
@@ -342,7 +350,7 @@ def test_a_password_in_a_migration_is_never_shown(db, migrate, mdir):
     assert dry.rc == 0, dry.output
     assert f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD ********;" in dry.stdout
     assert "CONNECTION 'host=db password ********;" in dry.stdout
-    for run in (failed, dynamic, dry):
+    for run in (failed, dynamic, typo, dry):
         assert "Sx-" not in run.output + json.dumps(run.result)
     assert db.tables() == []
 

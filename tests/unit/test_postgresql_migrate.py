@@ -171,6 +171,30 @@ def test_redact_file_hides_each_statements_password_and_keeps_the_rest():
         "ALTER ROLE app PASSWORD ********;\nCREATE TABLE u (c text DEFAULT '');\n")
 
 
+@pytest.mark.parametrize("sql, message, shown", [
+    # the token a syntax error stopped at, when it is in the hidden part: hidden, whole
+    ("ALTER ROLE app PASSWORD \"pw\"", 'syntax error at or near ""pw""', 'syntax error at or near "********"'),
+    ("ALTER ROLE app PASSWORD 'a\" b' 'c'", "syntax error at or near \"'a\" b'\"", 'syntax error at or near "********"'),
+    ("CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:pw@db/x' PUBLICATION p",
+     'could not parse "pw"', 'could not parse "********"'),
+    # what the statement shows stays in the message
+    ("ALTER ROLE app PASSWORD 'pw' IN ROLE nope", 'role "app" does not exist', 'role "app" does not exist'),
+    ("CREATE TABLE t (password text)", 'relation "t" already exists', 'relation "t" already exists'),
+])
+def test_redact_quoted_hides_what_the_message_quotes_of_the_hidden_sql(sql, message, shown):
+    assert pm.redact_quoted(message, pm.secret_parts(sql)) == shown
+
+
+def test_secret_parts_are_what_redact_secrets_hides():
+    assert pm.secret_parts("SELECT 'postgresql://u:p@h' AS uri, 1 AS password, 2") == [", 2", "p"]
+    assert pm.secret_parts("SELECT password_hash FROM users") == []
+
+
+def test_redact_quoted_hides_from_the_first_quote_when_a_message_quotes_too_much():
+    message = 'near "a" "b" "c" "d" "e"'
+    assert pm.redact_quoted(message, ["zzz"]) == 'near "********"'
+
+
 
 # ---------------------------------------------------------------------------
 # split_statements
