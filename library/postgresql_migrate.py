@@ -1375,14 +1375,14 @@ class ApplyFailure(Exception):
 class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
-    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, role,
+    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, own_sql,
                  concurrent_lock_timeout, sleep=time.sleep):
         self.db = db
         # Before each migration: the run's session settings again (session_setup_sql).
         self.setup_sql = setup_sql
-        # Inside each migration's transaction, before the module's own writes: the run's role
-        # again (run_role), should the migration have switched role.
-        self.own_role_sql = 'SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE %s; ' % role
+        # Inside a migration's transaction, before the module's own writes: the run's role and
+        # timeouts again (own_writes_sql).
+        self.own_sql = own_sql
         self.table_sql = table_sql
         self.marker_sql = marker_sql
         self.columns = columns
@@ -1446,7 +1446,7 @@ class Runner(object):
             raise ApplyFailure(mig, None, e, during='preparing the history table %s' % self.table_sql)
         elapsed = int(round((time.monotonic() - started) * 1000))
         try:
-            record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_role_sql)
+            record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_sql)
         except SqlFailure as e:
             self._forget_session_state()
             if e.connection_lost:
@@ -1470,8 +1470,11 @@ class Runner(object):
 
     def _ensure_history(self):
         """Make the history table ready, once per run (a migration may have just created it)."""
-        if self.columns is None or not all(c in self.columns for c, _ in HISTORY_EXTRA_COLUMNS):
-            self.db.run(self.own_role_sql)
+        check_columns = self.columns is None or not all(c in self.columns for c, _ in HISTORY_EXTRA_COLUMNS)
+        if not (check_columns or not self.prepared):
+            return
+        self.db.run(self.own_sql)  # even PREPARE locks the table: under the run's timeouts, not the file's
+        if check_columns:
             self.columns = ensure_history_table(self.db, self.table_sql, table_columns(self.db, self.table_sql))
         if not self.prepared:
             prepare_record_version(self.db, self.table_sql)
@@ -1481,7 +1484,7 @@ class Runner(object):
         """Update the incomplete marker between a no-transaction file's statements, in a transaction
         of its own under the run's role: the file may have switched role (SET ROLE) since."""
         update = 'UPDATE %s SET %s WHERE version = %%s; COMMIT' % (self.marker_sql, assignment)
-        self.db.run(with_params('BEGIN; ' + self.own_role_sql, update), (value, version))
+        self.db.run(with_params('BEGIN; ' + self.own_sql, update), (value, version))
 
     def _apply_without_transaction(self, mig):
         started = time.monotonic()
@@ -1520,7 +1523,7 @@ class Runner(object):
             self._ensure_history()
             self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
             elapsed = int(round((time.monotonic() - started) * 1000))
-            record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_role_sql)
+            record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_sql)
         except SqlFailure as e:
             self._forget_session_state()
             raise ApplyFailure(mig, None, e, during_commit=e.connection_lost,
@@ -1744,16 +1747,38 @@ def session_setup_sql(params, server_version_num):
     Each file runs as if in a session of its own, like psql -f: a migration's plain SET (a timeout,
     search_path, a role) and its temporary tables must not reach the migrations after it.
     """
-    settings = [('lock_timeout', params['lock_timeout'].strip())]
-    if params['statement_timeout'] is not None:
-        settings.append(('statement_timeout', params['statement_timeout'].strip()))
+    settings = run_timeouts(params)
     if server_version_num >= 140000:
         # If this process dies (a killed container or CI job), the server notices within a second, even
         # in the middle of a long statement: it rolls the migration back and frees the lock at once.
         settings.append(('client_connection_check_interval', '1s'))
-    return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; SET ROLE %s; SELECT %s; '
-            % (run_role(params), ', '.join("set_config('%s', '%s', false)" % (name, value.replace("'", "''"))
-                              for name, value in settings)))
+    return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; SET ROLE %s; %s; '
+            % (run_role(params), set_config_sql(settings, local=False)))
+
+
+def own_writes_sql(params):
+    """What goes before the module's own writes inside a migration's transaction (its history row,
+    a progress marker): the run's role and timeouts again, for that transaction only. The file may
+    have switched role, or set a tight lock_timeout or statement_timeout for its own statements
+    (SET lock_timeout = '2s' at the top of a file is common practice); neither applies to the
+    module's writes."""
+    return ('SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE %s; SET LOCAL statement_timeout TO DEFAULT; '
+            '%s; ' % (run_role(params), set_config_sql(run_timeouts(params), local=True)))
+
+
+def run_timeouts(params):
+    """(name, value) of the run's timeouts; without statement_timeout, the session's own stays."""
+    settings = [('lock_timeout', params['lock_timeout'].strip())]
+    if params['statement_timeout'] is not None:
+        settings.append(('statement_timeout', params['statement_timeout'].strip()))
+    return settings
+
+
+def set_config_sql(settings, local):
+    """One SELECT of set_config for each (name, value); local: for the transaction only."""
+    scope = 'true' if local else 'false'
+    return 'SELECT ' + ', '.join("set_config('%s', '%s', %s)" % (name, value.replace("'", "''"), scope)
+                                 for name, value in settings)
 
 
 def prepare_session(db, params, check_mode):
@@ -1843,7 +1868,7 @@ def run(module, db, migrations, names, result):
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
     runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
-                    setup_sql, run_role(params), params['concurrent_lock_timeout'].strip())
+                    setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip())
     execute_plan(runner, plan, entries_by_version, result)
 
 

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from .conftest import wait_for
 from integration.support import ansible_runner
 
 pytestmark = [pytest.mark.e2e]
@@ -90,3 +91,40 @@ def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_
     assert rerun.rc == 0, rerun.output
     assert rerun.status_of() == {"001": "already_applied", "002": "applied"}
     assert column_count(db) == 1
+
+
+def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_path):
+    """A file that sets a tight lock_timeout for its own statements (common practice) does not
+    impose it on the module's history row, written in the same transaction: that write waits
+    up to the run's lock_timeout, as every other wait of the module does."""
+    mdir = tmp_path / "m"
+    mdir.mkdir()
+    (mdir / "001_one.sql").write_text("CREATE TABLE one (id int);\n")
+    args = dict(db.login_params(), path=str(mdir), lock_timeout="60s", lock_retries=0)
+    assert ansible_runner.run_migrate(args).rc == 0
+    (mdir / "002_tight.sql").write_text("SET lock_timeout = '20ms';\nCREATE TABLE two (id int);\n")
+    holder = db.connect()
+    holder.autocommit = False
+    # Reads of the history go on; writing its new row waits (SHARE conflicts with ROW EXCLUSIVE,
+    # which even the PREPARE of that write takes).
+    holder.cursor().execute("LOCK TABLE schema_migrations IN SHARE MODE")
+    proc = ansible_runner.start_migrate(args, tmp_path / "run")
+
+    def history_write_waits():
+        if proc.poll() is not None:
+            return "exited"
+        return db.sql("SELECT 'waits' FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event_type = 'Lock' AND query LIKE %s", params=("%schema_migrations%",))
+
+    try:
+        waited = wait_for(history_write_waits, timeout=120, what="the history write to wait for the lock")
+        time.sleep(0.5)  # 25 times the file's lock_timeout
+    finally:
+        holder.rollback()
+        holder.close()
+    run = ansible_runner.finish(proc, tmp_path / "run")
+
+    assert run.rc == 0, run.output
+    assert waited != "exited"
+    assert run.status_of() == {"001": "already_applied", "002": "applied"}
+    assert db.tables() == ["one", "schema_migrations", "two"]
