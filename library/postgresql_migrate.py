@@ -26,8 +26,10 @@ description:
   - Every file is read and checked before anything is written. Duplicate versions, names that
     do not match C(NNN_description.sql), unreadable, empty or non-UTF-8 files, files that are
     not regular files (a FIFO would hang the run), symbolic links leading out of O(path),
-    top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK) and C(psql) meta-commands stop the run with a
-    message naming every offending file.
+    top-level C(BEGIN)/C(COMMIT)/C(ROLLBACK), C(psql) meta-commands, and statements that would
+    release the run's lock or drop its prepared history write (C(DISCARD ALL),
+    C(DEALLOCATE ALL), a call of C(pg_advisory_unlock_all)) stop the run with a message naming every
+    offending file.
   - "A file whose statements cannot run inside a transaction block (for example
     C(CREATE INDEX CONCURRENTLY)) must say so with the line
     C(-- postgresql_migrate: no-transaction). Its statements then run one by one outside a
@@ -782,6 +784,23 @@ def transaction_control(statement):
     return None
 
 
+def undoes_the_run(statement):
+    """Name what a statement would take away from the run's own session, or None: its advisory
+    lock (a concurrent run could then start) or its prepared history write."""
+    w = [x.upper() for x in statement.words[:3]] + ['', '']
+    if w[0] == 'DISCARD' and w[1] == 'ALL':
+        return 'DISCARD ALL would release the run\'s migration lock, letting a concurrent run in, and drop ' \
+               'its prepared history write; remove it: every migration already starts from the run\'s ' \
+               'settings, without temporary tables'
+    if w[0] == 'DEALLOCATE' and (w[2] if w[1] == 'PREPARE' else w[1]) in ('ALL', RECORD_STATEMENT.upper()):
+        return 'DEALLOCATE would drop the module\'s prepared history write; deallocate the file\'s own ' \
+               'prepared statements by name'
+    if UNLOCK_ALL in statement.text.lower():
+        return '%s() would release the run\'s migration lock, letting a concurrent run in; release the ' \
+               'file\'s own advisory locks with pg_advisory_unlock(key)' % UNLOCK_ALL
+    return None
+
+
 def needs_no_transaction(statement):
     """Name why a statement cannot run in a transaction block, or None."""
     w = [x.upper() for x in statement.words] + ['', '', '']
@@ -842,6 +861,9 @@ def analyze_migration(mig):
             problems.append('%s line %d: top-level %s. The module runs each migration in its own '
                             'transaction; remove the transaction control statements'
                             % (mig.filename, st.line, control))
+        undone = undoes_the_run(st)
+        if undone:
+            problems.append('%s line %d: %s' % (mig.filename, st.line, undone))
         stream = copy_stream(st)
         if stream:
             problems.append('%s line %d: COPY ... %s streams rows through the client, which only psql '
@@ -1278,6 +1300,8 @@ def ensure_history_table(db, table_sql, columns):
 
 
 RECORD_STATEMENT = 'postgresql_migrate_record'
+# The function that releases every advisory lock of the session, the run's own included.
+UNLOCK_ALL = 'pg_advisory_unlock_all'
 # A no-transaction file that failed before its incomplete marker was written.
 NOTHING_RAN = 'none of its statements ran'
 

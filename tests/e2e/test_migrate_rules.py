@@ -178,6 +178,10 @@ def test_out_of_order_version_is_refused_unless_allowed(db, migrate, mdir):
      "1\tred\n\\.\n", "003_seed.sql line 2: COPY ... FROM STDIN streams rows through the client"),
     ("003_enc.sql", "CREATE TABLE cafes (name text);\nSET client_encoding = 'LATIN1';\nINSERT INTO cafes VALUES ('café');\n",
      "003_enc.sql line 2: SET client_encoding to LATIN1 in a file with non-ASCII characters"),
+    ("003_discard.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_idx ON one (id);\n"
+     "DISCARD ALL;\n", "003_discard.sql line 3: DISCARD ALL would release the run's migration lock"),
+    ("003_unlock.sql", "CREATE TABLE t (id int);\nSELECT pg_advisory_unlock_all();\n",
+     "003_unlock.sql line 2: pg_advisory_unlock_all() would release the run's migration lock"),
 ])
 def test_bad_files_are_refused_before_anything_is_written(db, migrate, mdir, name, content, expected):
     make_three(mdir)

@@ -567,6 +567,25 @@ def test_top_level_transaction_control_is_refused_naming_each_line():
     ]
 
 
+@pytest.mark.parametrize("sql, refused", [
+    ("CREATE TABLE a (id int);\ndiscard all;\n", "line 2: DISCARD ALL would release the run's migration lock"),
+    ("DEALLOCATE ALL;\n", "line 1: DEALLOCATE would drop the module's prepared history write"),
+    ("DEALLOCATE PREPARE all;\n", "line 1: DEALLOCATE would drop the module's prepared history write"),
+    ("DEALLOCATE postgresql_migrate_record;\n", "line 1: DEALLOCATE would drop the module's prepared history write"),
+    ("DO $$BEGIN\n  PERFORM PG_ADVISORY_UNLOCK_ALL();\nEND$$;\n",
+     "line 1: pg_advisory_unlock_all() would release the run's migration lock, letting a concurrent run in"),
+])
+def test_statements_that_undo_the_runs_lock_or_history_write_are_refused(sql, refused):
+    problems = problems_of_file("009_undo.sql", sql)
+    assert len(problems) == 1 and problems[0].startswith("009_undo.sql " + refused), problems
+
+
+def test_statements_that_leave_the_run_alone_are_not_refused():
+    sql = ("PREPARE mine AS SELECT 1;\nDEALLOCATE mine;\nDEALLOCATE PREPARE allx;\nDISCARD TEMP;\n"
+           "SELECT pg_advisory_lock(1);\nSELECT pg_advisory_unlock(1);\n")
+    assert len(migration("009_fine.sql", sql).statements) == 6
+
+
 CONCURRENT_INDEX = "CREATE TABLE t (a int);\n\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n"
 
 
