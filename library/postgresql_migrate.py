@@ -1495,7 +1495,7 @@ class Runner(object):
     def _ensure_history(self):
         """Make the history table ready, once per run (a migration may have just created it)."""
         check_columns = self.columns is None or not all(c in self.columns for c, _ in HISTORY_EXTRA_COLUMNS)
-        if not (check_columns or not self.prepared):
+        if not check_columns and self.prepared:
             return
         self.db.run(self.own_sql)  # even PREPARE locks the table: under the run's timeouts, not the file's
         if check_columns:
