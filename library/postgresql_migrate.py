@@ -1506,9 +1506,10 @@ class Runner(object):
 
     def _mark(self, assignment, value, version):
         """Update the incomplete marker between a no-transaction file's statements, in a transaction
-        of its own under the run's role: the file may have switched role (SET ROLE) since."""
+        of its own under the run's role and timeouts, read-write: the file may have switched role
+        (SET ROLE) since, or made the session's transactions read-only."""
         update = 'UPDATE %s SET %s WHERE version = %%s; COMMIT' % (self.marker_sql, assignment)
-        self.db.run(with_params('BEGIN; ' + self.own_sql, update), (value, version))
+        self.db.run(with_params('BEGIN READ WRITE; ' + self.own_sql, update), (value, version))
 
     def _apply_without_transaction(self, mig):
         started = time.monotonic()

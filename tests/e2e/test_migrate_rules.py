@@ -312,6 +312,25 @@ def test_no_transaction_migration_that_switches_role_keeps_its_progress_marker(d
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
+def test_no_transaction_file_that_makes_the_session_read_only_fails_at_its_own_line(db, migrate, mdir):
+    """The file's read-only default reaches its own next statement, which fails where it is
+    written; the module's progress marker is still written (its transactions are READ WRITE)."""
+    write(mdir, "001_ro.sql", "-- postgresql_migrate: no-transaction\n"
+          "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;\n"
+          "CREATE TABLE not_made (id int);\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2
+    assert run.result["failed_migration"]["line"] == 3
+    assert run.result["failed_migration"]["statement"] == "CREATE TABLE not_made (id int)"
+    assert "001_ro.sql line 3: SQLSTATE 25006: cannot execute CREATE TABLE in a read-only transaction" \
+        in run.result["msg"]
+    assert db.sql("SELECT version, statement, error LIKE 'line 3:%' FROM schema_migrations_incomplete") \
+        == [("001", 2, True)]
+    assert "not_made" not in db.tables()
+
+
 def test_error_inside_a_do_block_names_the_line_of_the_block(db, migrate, mdir):
     write(mdir, "001_do.sql", "-- backfill\n\nDO $$\nBEGIN\n  PERFORM 1;\n"
           "  INSERT INTO no_such_table VALUES (1);\nEND\n$$;\n")
