@@ -469,8 +469,8 @@ class MigrationError(Exception):
 class Statement(object):
     """One SQL statement of a file: its text, the line it starts on and its leading keywords.
 
-    words holds the first four words outside parentheses and literals, which is all that
-    transaction_control and needs_no_transaction look at; every such word for ALTER (DETACH
+    words holds the first four words outside parentheses and literals, upper-cased, which is all
+    that transaction_control and needs_no_transaction look at; every such word for ALTER (DETACH
     PARTITION ... CONCURRENTLY ends the statement) and for routine definitions (BEGIN ATOMIC).
     """
 
@@ -620,9 +620,9 @@ def _skip_block_comment(sql, i):
 
 def _is_routine_definition(words):
     """CREATE [OR REPLACE] FUNCTION|PROCEDURE: may hold a BEGIN ATOMIC ... END body."""
-    if words[0].upper() != 'CREATE':
+    if words[0] != 'CREATE':
         return False
-    w = [x.upper() for x in words[1:4]]
+    w = words[1:4]
     if w[:1] in (['FUNCTION'], ['PROCEDURE']):
         return True
     return w[:2] == ['OR', 'REPLACE'] and w[2:3] in (['FUNCTION'], ['PROCEDURE'])
@@ -669,13 +669,13 @@ def split_statements(sql):
             token = m.group(kind)
             prev_word, prev_word_end = token, end
             if paren_depth == 0:
-                words.append(token)
+                upper = token.upper()
+                words.append(upper)
                 if len(words) == 1:
-                    all_words = token.upper() in ('ALTER', 'COPY')
+                    all_words = upper in ('ALTER', 'COPY')
                 elif len(words) in (2, 4):
                     routine = _is_routine_definition(words)
                 if routine:
-                    upper = token.upper()
                     if upper == 'BEGIN' or (upper == 'CASE' and begin_depth > 0):
                         begin_depth += 1
                     elif upper == 'END' and begin_depth > 0:
@@ -746,9 +746,9 @@ def split_statements(sql):
 
 def copy_stream(statement):
     """'FROM STDIN' or 'TO STDOUT' when the statement is a COPY that streams through the client, or None."""
-    if not statement.words or statement.words[0].upper() != 'COPY':
+    if not statement.words or statement.words[0] != 'COPY':
         return None
-    w = [x.upper() for x in statement.words]
+    w = list(statement.words)
     for direction, stream in (('FROM', 'STDIN'), ('TO', 'STDOUT')):
         if direction in w[:-1] and w[w.index(direction) + 1] == stream:
             return '%s %s' % (direction, stream)
@@ -757,7 +757,7 @@ def copy_stream(statement):
 
 def encoding_switch(statement):
     """The encoding a SET client_encoding / SET NAMES switches the session to when it is not UTF-8, or None."""
-    if not statement.words or statement.words[0].upper() != 'SET':
+    if not statement.words or statement.words[0] != 'SET':
         return None
     m = CLIENT_ENCODING_SET_RE.match(COMMENT_RE.sub(' ', statement.text))
     if not m:
@@ -770,7 +770,7 @@ def encoding_switch(statement):
 
 def transaction_control(statement):
     """Name the transaction-control command a statement is, or None."""
-    w = [x.upper() for x in statement.words[:3]]
+    w = list(statement.words[:3])
     if not w:
         return None
     if w[0] in ('BEGIN', 'COMMIT', 'END', 'ABORT'):
@@ -787,7 +787,7 @@ def transaction_control(statement):
 def undoes_the_run(statement):
     """Name what a statement would take away from the run's own session, or None: its advisory
     lock (a concurrent run could then start) or its prepared history write."""
-    w = [x.upper() for x in statement.words[:3]] + ['', '']
+    w = list(statement.words[:3]) + ['', '']
     if w[0] == 'DISCARD' and w[1] == 'ALL':
         return 'DISCARD ALL would release the run\'s migration lock, letting a concurrent run in, and drop ' \
                'its prepared history write; remove it: every migration already starts from the run\'s ' \
@@ -803,7 +803,7 @@ def undoes_the_run(statement):
 
 def needs_no_transaction(statement):
     """Name why a statement cannot run in a transaction block, or None."""
-    w = [x.upper() for x in statement.words] + ['', '', '']
+    w = list(statement.words) + ['', '', '']
     if w[0] == 'VACUUM':
         return 'VACUUM'
     if w[0] == 'CREATE' and w[1:3] == ['INDEX', 'CONCURRENTLY']:
