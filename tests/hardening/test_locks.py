@@ -93,16 +93,17 @@ def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_
     assert column_count(db) == 1
 
 
-def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_path):
-    """A file that sets a tight lock_timeout for its own statements (common practice) does not
-    impose it on the module's history row, written in the same transaction: that write waits
-    up to the run's lock_timeout, as every other wait of the module does."""
+@pytest.mark.parametrize("setting", ["lock_timeout", "statement_timeout"])
+def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_path, setting):
+    """A file that sets a tight lock_timeout (common practice) or statement_timeout for its own
+    statements does not impose it on the module's history row, written in the same transaction:
+    that write waits up to the run's lock_timeout, as every other wait of the module does."""
     mdir = tmp_path / "m"
     mdir.mkdir()
     (mdir / "001_one.sql").write_text("CREATE TABLE one (id int);\n")
     args = dict(db.login_params(), path=str(mdir), lock_timeout="60s", lock_retries=0)
     assert ansible_runner.run_migrate(args).rc == 0
-    (mdir / "002_tight.sql").write_text("SET lock_timeout = '20ms';\nCREATE TABLE two (id int);\n")
+    (mdir / "002_tight.sql").write_text(f"SET {setting} = '20ms';\nCREATE TABLE two (id int);\n")
     holder = db.connect()
     holder.autocommit = False
     # Reads of the history go on; writing its new row waits (SHARE conflicts with ROW EXCLUSIVE,
@@ -118,7 +119,7 @@ def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_p
 
     try:
         waited = wait_for(history_write_waits, timeout=120, what="the history write to wait for the lock")
-        time.sleep(0.5)  # 25 times the file's lock_timeout
+        time.sleep(0.5)  # 25 times the file's timeout
     finally:
         holder.rollback()
         holder.close()
