@@ -196,6 +196,27 @@ def test_bad_files_are_refused_before_anything_is_written(db, migrate, mdir, nam
     assert catalog_snapshot(db) == before
 
 
+def test_check_mode_refuses_the_statements_a_real_run_refuses(db, migrate, mdir):
+    """The dry run (and the plan of every deploy) checks the files it would run as a real run
+    does: every refused statement named, nothing written."""
+    make_three(mdir)
+    write(mdir, "003_many.sql", "BEGIN;\nSELECT pg_advisory_unlock_all();\nDISCARD ALL;\n"
+          "COPY one FROM stdin;\n1\n\\.\nCOMMIT;\n")
+    before = catalog_snapshot(db)
+
+    dry = migrate(mdir, check=True)
+
+    assert dry.rc == 2
+    for expected in ("003_many.sql line 1: top-level BEGIN",
+                     "003_many.sql line 2: pg_advisory_unlock_all() would release the run's migration lock",
+                     "003_many.sql line 3: DISCARD ALL would release the run's migration lock",
+                     "003_many.sql line 4: COPY ... FROM STDIN streams rows through the client",
+                     "003_many.sql line 7: top-level COMMIT",
+                     "nothing was applied"):
+        assert expected in dry.result["msg"], expected
+    assert catalog_snapshot(db) == before
+
+
 def test_history_table_name_injection_is_refused(db, migrate, mdir):
     make_three(mdir)
     run = migrate(mdir, table="x; DROP TABLE users; --")
