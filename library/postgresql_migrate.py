@@ -48,9 +48,22 @@ options:
     description:
       - Directory holding the migration files, named C(NNN_description.sql) (C(NNN) any number
         of digits, C(description) letters, digits, C(_) and C(-)).
-      - Other files (C(README.md), hidden files) and subdirectories are ignored.
+      - Other files (C(README.md), hidden files) and subdirectories are ignored. A subdirectory or
+        anything else named C(*.sql) that is not a readable regular file in O(path) (a directory, a
+        link that loops, dangles or leads out of O(path)) stops the run, named with every other bad file.
+      - A directory without any migration file is an error that says what it holds instead (subfolders
+        with an C(up.sql) of another tool's layout, subfolders holding migration files, other files, or
+        nothing), unless O(allow_empty) is set; a O(path) that does not exist or is not a directory is
+        always an error, in check mode too.
     type: path
     required: true
+  allow_empty:
+    description:
+      - Accept a O(path) directory that holds no migration file (nothing is applied; the history is
+        still read and reported). Off by default, since an empty or wrong directory is how
+        migrations silently never run.
+    type: bool
+    default: false
   db:
     description:
       - Name of the database to migrate.
@@ -362,11 +375,13 @@ summary:
   sample: {"applied": 2, "already_applied": 6, "would_apply": 0, "failed": 0, "skipped": 0, "pending": 0}
 '''
 
+import errno
 import hashlib
 import os
 import pwd
 import re
 import socket
+import stat
 import time
 import zlib
 
@@ -895,19 +910,45 @@ def analyze_migrations(migrations):
         raise MigrationError(problems)
 
 
-def list_sql_entries(path):
-    """The *.sql entries of path (hidden ones left out), by name; MigrationError if it cannot be listed."""
+PATH_HINT = 'point path at the directory that holds the NNN_description.sql files'
+
+
+def list_entries(path):
+    """The entries of path, hidden ones left out, by name; MigrationError if it cannot be listed."""
     try:
         with os.scandir(path) as listing:
-            return sorted((e for e in listing if not e.name.startswith('.') and e.name.lower().endswith('.sql')),
-                          key=lambda e: e.name)
+            return sorted((e for e in listing if not e.name.startswith('.')), key=lambda e: e.name)
     except FileNotFoundError:
-        raise MigrationError(['%s does not exist' % path])
+        raise MigrationError(['%s does not exist (a dangling link counts as missing): %s' % (path, PATH_HINT)])
     except NotADirectoryError:
-        raise MigrationError(['%s is not a directory' % path])
-    except OSError as e:  # EACCES on it or on a parent directory
+        raise MigrationError(['%s is not a directory: %s' % (path, PATH_HINT)])
+    except OSError as e:  # EACCES on it or on a parent directory; ELOOP
+        if e.errno == errno.ELOOP:
+            raise MigrationError(['%s is a symbolic link that loops: %s' % (path, PATH_HINT)])
         raise MigrationError(['%s cannot be listed as %s (%s); give that user read and search permission on it '
                               'and search permission on its parent directories' % (path, os_user(), e.strerror or e)])
+
+
+def shown_name(name):
+    """A file name fit for a message: bytes that are not UTF-8 (kept by os as surrogates) as \\xNN."""
+    try:
+        name.encode('utf-8')
+        return name
+    except UnicodeEncodeError:
+        return name.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
+def link_problem(entry, name, error):
+    """What is wrong with an entry that cannot be followed (os.stat failed), as a person reads it."""
+    try:
+        target = shown_name(os.readlink(entry.path)) if entry.is_symlink() else None
+    except OSError:
+        target = None
+    if target is not None and error.errno == errno.ELOOP:
+        return '%s: a symbolic link to %s that loops back on itself; point it at a file or remove it' % (name, target)
+    if target is not None and error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return '%s: a symbolic link to %s, which does not exist; point it at a file or remove it' % (name, target)
+    return '%s: cannot be read (%s)' % (name, error.strerror or error)
 
 
 def read_file(path, max_size):
@@ -936,24 +977,35 @@ def read_file(path, max_size):
 def discover_migrations(path, max_size):
     """Read and check every migration file in path; return them in version order.
 
-    Raises MigrationError listing every problem found, before anything is written. Statements
-    are not split yet: the module splits only the files it will run (analyze_migrations), since
-    an applied file never runs again.
+    Raises MigrationError listing every problem found, before anything is written: one bad entry
+    never hides another, and no OSError escapes. Statements are not split yet: the module splits
+    only the files it will run (analyze_migrations), since an applied file never runs again.
     """
-    entries = list_sql_entries(path)
     root = os.path.realpath(path)
     problems = []
     by_number = {}
-    for entry in entries:
-        filename = entry.name
+    for entry in list_entries(path):
+        if not entry.name.lower().endswith('.sql'):
+            continue  # README.md, subdirectories: not ours (describe_path names them when nothing else is there)
+        filename = shown_name(entry.name)
+        if filename != entry.name:
+            problems.append('%s: the name is not valid UTF-8; rename the file' % filename)
+            continue
+        try:
+            info = os.stat(entry.path)  # follows a link: a loop or a dangling one fails here
+        except OSError as e:
+            problems.append(link_problem(entry, filename, e))
+            continue
         if entry.is_symlink():  # only a link can lead out of the directory
             real = os.path.realpath(entry.path)
             if os.path.commonpath([root, real]) != root:
                 problems.append('%s: a symbolic link to %s, outside the migrations directory' % (filename, real))
                 continue
-        if entry.is_dir():
+        if stat.S_ISDIR(info.st_mode):
+            problems.append('%s: a directory, not a file; migrations are NNN_description.sql files directly in '
+                            'path: rename it or move it out' % filename)
             continue
-        if not entry.is_file() and os.path.exists(entry.path):  # a FIFO or a device: reading would hang
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device: reading would hang
             problems.append('%s: not a regular file' % filename)
             continue
         try:
@@ -976,6 +1028,90 @@ def discover_migrations(path, max_size):
     if problems:
         raise MigrationError(problems)
     return [by_number[k] for k in sorted(by_number)]
+
+
+# A directory of another tool's layout: <timestamp>_<name>/up.sql (diesel, sqlx's reversible
+# migrations, some Go tools) and the name it would have here.
+UP_SQL_NAMES = ('up.sql', 'migration.sql')
+LEADING_STAMP_RE = re.compile(r'^[0-9][0-9_.-]*')
+
+
+def _names(items, limit=5):
+    items = sorted(items)
+    shown = ', '.join(items[:limit])
+    return shown + (' and %d more' % (len(items) - limit) if len(items) > limit else '')
+
+
+def _subdirectory_files(path):
+    """Names of the regular files and links in a subdirectory; empty when it cannot be listed."""
+    try:
+        with os.scandir(path) as listing:
+            return [e.name for e in listing if not e.name.startswith('.')]
+    except OSError:
+        return []
+
+
+def describe_path(path):
+    """What a directory without any migration file holds, in words, and what to do about it.
+
+    An empty or wrong path once applied nothing and reported success while the migrations
+    silently never ran: the caller turns this into an error unless allow_empty is set.
+    """
+    try:
+        entries = list_entries(path)
+    except MigrationError as e:
+        return e.problems[0]
+    foreign, nested, other_dirs, other_files = [], [], [], []
+    for entry in entries:
+        name = shown_name(entry.name)
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            other_files.append(name)
+            continue
+        inside = _subdirectory_files(entry.path)
+        up = [f for f in inside if f.lower() in UP_SQL_NAMES]
+        if up:
+            foreign.append('%s/%s' % (name, up[0]))
+        elif any(FILENAME_RE.match(f) for f in inside):
+            nested.append(name)
+        else:
+            other_dirs.append(name)
+    found, todo = [], []
+    if foreign:
+        found.append('%d subfolder%s with an up.sql (%s), the layout of diesel and similar tools'
+                     % (len(foreign), '' if len(foreign) == 1 else 's', _names(foreign)))
+        example = LEADING_STAMP_RE.sub('', foreign[0].split('/')[0]).strip('_-.') or 'name'
+        todo.append('this tool applies NNN_description.sql files placed directly in path, each in one '
+                    'transaction: copy each up.sql there under such a name, in the order they ran (for '
+                    'example %s/%s -> 001_%s.sql)' % (foreign[0].split('/')[0], foreign[0].split('/')[1],
+                                                      re.sub(r'[^A-Za-z0-9_-]', '_', example)))
+    if nested:
+        found.append('subfolder%s holding NNN_description.sql files: %s'
+                     % ('' if len(nested) == 1 else 's', _names(nested)))
+        todo.append('point path at the subfolder that holds them (for example %s)'
+                    % os.path.join(path, nested[0]))
+    if other_dirs:
+        found.append('other subfolders: %s' % _names(other_dirs))
+    if other_files:
+        found.append('other files: %s' % _names(other_files))
+    if not todo:
+        todo.append(PATH_HINT)
+    return ('%s holds no migration file (NNN_description.sql, directly in it): %s. Nothing was applied; %s. '
+            'If a directory without migrations is expected here, set allow_empty: true'
+            % (path, '; '.join(found) if found else 'it is empty' + (' but for hidden entries'
+                                                                      if _has_hidden(path) else ''),
+               '; '.join(todo)))
+
+
+def _has_hidden(path):
+    try:
+        with os.scandir(path) as listing:
+            return any(e.name.startswith('.') for e in listing)
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -1684,6 +1820,7 @@ def argument_spec():
         statement_timeout=dict(type='str'),
         applied_by=dict(type='str'),
         max_file_size=dict(type='int', default=50 * 1024 * 1024),
+        allow_empty=dict(type='bool', default=False),
     )
     return spec
 
@@ -1954,6 +2091,9 @@ def main():
         except MigrationError as e:
             raise TaskFailure('migration files in %s are not valid, nothing was applied: %s'
                               % (params['path'], '; '.join(e.problems)), problems=e.problems)
+        if not migrations and not params['allow_empty']:
+            description = describe_path(params['path'])
+            raise TaskFailure(description, problems=[description])
         names = dict(table=pg_quote_identifier(params['table'], 'table'),
                      marker=pg_quote_identifier(incomplete_table_name(params['table']), 'table'),
                      applied_by=params['applied_by'] or default_applied_by())

@@ -470,12 +470,6 @@ def test_set_session_authorization_in_a_file_does_not_reach_the_history(db, migr
         db.sql(f'DROP OWNED BY "{user}"; DROP ROLE "{user}"')
 
 
-def test_empty_directory_is_a_no_op(db, migrate, mdir):
-    run = migrate(mdir)
-    assert run.rc == 0
-    assert run.result["changed"] is False and run.result["migrations"] == []
-
-
 # --- no-transaction migrations ----------------------------------------------
 
 def test_no_transaction_migration_runs_outside_a_transaction(db, migrate, mdir):
