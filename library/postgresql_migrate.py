@@ -1397,8 +1397,7 @@ def read_history(db, table_sql):
     if columns is None:
         return {}, None
     if 'version' not in columns or 'name' not in columns:
-        raise MigrationError(['history table %s exists but has no version/name columns; choose another '
-                              'table with the table option' % table_sql])
+        raise MigrationError([foreign_history_table(table_sql, table_column_types(db, table_sql))])
     checksum = 'checksum' if 'checksum' in columns else 'NULL'
     applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
     history = {}
@@ -1409,6 +1408,48 @@ def read_history(db, table_sql):
             history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
                                    applied_at=r['applied_at'])
     return history, columns
+
+
+# Other tools' history tables, by the columns that tell them apart (all must be there).
+FOREIGN_HISTORY_TABLES = (
+    ({'installed_rank', 'version', 'script', 'success'}, 'Flyway\'s (flyway_schema_history)'),
+    ({'version', 'dirty'}, 'golang-migrate\'s'),
+    ({'version_id', 'is_applied'}, 'goose\'s (goose_db_version)'),
+    ({'version', 'description', 'installed_on', 'success', 'checksum'}, 'sqlx\'s (_sqlx_migrations)'),
+    ({'version', 'run_on'}, 'diesel\'s (__diesel_schema_migrations)'),
+    ({'version_num'}, 'Alembic\'s (alembic_version)'),
+    ({'id', 'author', 'filename', 'md5sum'}, 'Liquibase\'s (databasechangelog)'),
+    ({'migration_name', 'finished_at', 'applied_steps_count'}, 'Prisma\'s (_prisma_migrations)'),
+    ({'app', 'name', 'applied'}, 'Django\'s (django_migrations)'),
+    ({'name', 'batch', 'migration_time'}, 'Knex\'s (knex_migrations)'),
+    ({'version', 'migration_name', 'start_time'}, 'Phinx\'s (phinxlog)'),
+)
+
+
+def table_column_types(db, table_sql):
+    """[(column, type)] of an existing table, in column order."""
+    return [(r['attname'], r['type']) for r in db.rows(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (table_sql,))]
+
+
+def foreign_history_table(table_sql, column_types):
+    """Why a history table that lacks version or name cannot be ours: the columns it has, the tool
+    it looks like, and what to do."""
+    names = set(c for c, _ in column_types)
+    lacking = [c for c in ('version', 'name') if c not in names]
+    tool = next((label for wanted, label in FOREIGN_HISTORY_TABLES if wanted <= names), None)
+    if tool is None and names == {'version'}:
+        tool = 'Rails\' or dbmate\'s'  # both keep a lone version column in schema_migrations
+    return ('the history table %s exists but is not one this tool can use: its columns are %s, without %s. '
+            '%s. Nothing was applied. Give this tool a history table of its own with the table option (the '
+            'role variable db_deploy_table), for example table: st44_schema_migrations; or, if the table is not '
+            'needed where it is, rename or move it (ALTER TABLE %s RENAME TO ..., or SET SCHEMA ...)'
+            % (table_sql, ', '.join('%s %s' % ct for ct in column_types) or 'none',
+               ' or '.join(lacking),
+               'It looks like %s history table, which this tool must not write to' % tool if tool
+               else 'Another tool probably keeps it', table_sql))
 
 
 def read_incomplete(db, table_sql):

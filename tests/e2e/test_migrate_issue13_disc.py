@@ -123,3 +123,37 @@ def test_every_bad_entry_is_named_in_one_failure_without_a_traceback(db, migrate
     for problem in run.result["problems"]:
         assert problem in msg
     assert catalog_snapshot(db) == before
+
+
+# --- another tool's history table in the way -----------------------------------------
+
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+@pytest.mark.parametrize("ddl, columns, tool", [
+    ("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);"
+     "INSERT INTO schema_migrations VALUES (20240101, false)",
+     "version bigint, dirty boolean, without name", "It looks like golang-migrate's history table"),
+    ("CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY)",
+     "version character varying(128), without name", "It looks like Rails' or dbmate's history table"),
+    ("CREATE TABLE schema_migrations (id serial, label text)",
+     "id integer, label text, without version or name", "Another tool probably keeps it"),
+], ids=["golang-migrate", "dbmate", "unknown"])
+def test_another_tools_history_table_is_described_by_its_columns(db, migrate, mdir, ddl, columns, tool, check):
+    db.sql(ddl)
+    write(mdir, "001_a.sql", "CREATE TABLE a (id int);\n")
+    before = catalog_snapshot(db)
+
+    run = migrate(mdir, check=check)
+
+    assert run.rc == 2
+    msg = run.result["msg"]
+    assert "no version/name columns" not in msg
+    assert ('the history table public.schema_migrations exists but is not one this tool can use: its columns '
+            f'are {columns}. {tool}') in msg
+    assert ("Nothing was applied. Give this tool a history table of its own with the table option (the role "
+            "variable db_deploy_table)") in msg
+    assert "rename or move it (ALTER TABLE" in msg
+    assert catalog_snapshot(db) == before
+
+    other = migrate(mdir, table="app_migrations")  # what the message says to do
+    assert other.rc == 0, other.output
+    assert recorded(db, "app_migrations") == ["001"]

@@ -1518,3 +1518,24 @@ def test_failure_message_for_statement_that_refuses_a_transaction(orders):
         "25001", "CREATE DATABASE cannot run inside a transaction block"))
     assert ('. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a '
             'transaction') in pm.failure_message(failure, [], "Fix the file and rerun.")
+
+
+# ---------------------------------------------------------------------------
+# foreign_history_table: another tool's table where the history table should be
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("columns, looks_like", [
+    (["installed_rank", "version", "description", "type", "script", "checksum", "installed_by", "installed_on",
+      "execution_time", "success"], "Flyway's (flyway_schema_history)"),
+    (["version", "dirty"], "golang-migrate's"),
+    (["id", "version_id", "is_applied", "tstamp"], "goose's (goose_db_version)"),
+    (["version", "description", "installed_on", "success", "checksum", "execution_time"],
+     "sqlx's (_sqlx_migrations)"),
+    (["version"], "Rails' or dbmate's"),
+    (["id", "app", "name", "applied"], "Django's (django_migrations)"),
+])
+def test_another_tools_history_table_is_recognised(columns, looks_like):
+    text = pm.foreign_history_table("public.schema_migrations", [(c, "text") for c in columns])
+    assert "its columns are %s, without" % ", ".join("%s text" % c for c in columns) in text
+    assert "It looks like %s history table, which this tool must not write to" % looks_like in text
+    assert "the table option (the role variable db_deploy_table)" in text
