@@ -1544,14 +1544,129 @@ def describe_lock_holder(db, key):
 
 
 # ---------------------------------------------------------------------------
+# Indexes a no-transaction file builds or relies on (pure parsing)
+# ---------------------------------------------------------------------------
+
+# A name or keyword, a "quoted identifier", a dot, or one other character; after whitespace and
+# comments (nested /* */ are rare in a statement's head and end the parse at worst).
+NAME_TOKEN_RE = re.compile(r'(?:\s+|--[^\n]*|/\*.*?\*/)*(?:("(?:[^"]|"")*")|(' + _IDENT + r')|(\S))', re.DOTALL)
+
+
+def name_tokens(text, limit=40):
+    """The first tokens of a statement: ('word', ASCII-lowered as the server folds it, upper-cased),
+    ('ident', exact text of a quoted name, None) or ('char', c, None)."""
+    tokens, pos = [], 0
+    while len(tokens) < limit:
+        m = NAME_TOKEN_RE.match(text, pos)
+        if m is None:
+            break
+        pos = m.end()
+        if m.group(1):
+            tokens.append(('ident', m.group(1)[1:-1].replace('""', '"'), None))
+        elif m.group(2):
+            word = m.group(2)
+            tokens.append(('word', word.translate(_ASCII_LOWER), word.upper()))
+        else:
+            tokens.append(('char', m.group(3), None))
+    return tokens
+
+
+_ASCII_LOWER = dict((c, c + 32) for c in range(65, 91))
+
+
+def _qualified_name(tokens, i):
+    """(parts, next index) of a possibly qualified name at tokens[i], or (None, i)."""
+    parts = []
+    while i < len(tokens) and tokens[i][0] in ('word', 'ident'):
+        parts.append(tokens[i][1])
+        if i + 1 < len(tokens) and tokens[i + 1][:2] == ('char', '.'):
+            i += 2
+            continue
+        return parts, i + 1
+    return (parts or None), i
+
+
+def regclass_text(parts):
+    """A name for to_regclass that means exactly these parts: each one quoted."""
+    return '.'.join('"%s"' % p.replace('"', '""') for p in parts)
+
+
+def index_targets(statement):
+    """What of the catalog a statement builds or relies on that a failure can leave invalid:
+    a dict with kind 'create' (index: name or None, table: parts), 'reindex' (what: INDEX, TABLE,
+    SCHEMA, DATABASE or SYSTEM; name: parts), 'attach' (index: parts of the parent index), or None.
+
+    CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON [ONLY] table;
+    REINDEX [(options)] what CONCURRENTLY name; ALTER INDEX [IF EXISTS] name ATTACH PARTITION child.
+    """
+    words = statement.words
+    if not words or words[0] not in ('CREATE', 'REINDEX', 'ALTER'):
+        return None
+    tokens = name_tokens(statement.text)
+    keys = [t[2] for t in tokens]  # upper-cased words, None for other tokens
+    i = 1
+    if keys[0] == 'CREATE':
+        if keys[i:i + 1] == ['UNIQUE']:
+            i += 1
+        if keys[i:i + 1] != ['INDEX']:
+            return None
+        i += 1
+        if keys[i:i + 1] == ['CONCURRENTLY']:
+            i += 1
+        if keys[i:i + 3] == ['IF', 'NOT', 'EXISTS']:
+            i += 3
+        name = None
+        if keys[i:i + 1] != ['ON'] and i < len(tokens) and tokens[i][0] in ('word', 'ident'):
+            name, i = tokens[i][1], i + 1
+        if keys[i:i + 1] != ['ON']:
+            return None
+        i += 1
+        if keys[i:i + 1] == ['ONLY']:
+            i += 1
+        table, i = _qualified_name(tokens, i)
+        return dict(kind='create', index=name, table=table) if table else None
+    if keys[0] == 'REINDEX':
+        if 'CONCURRENTLY' not in words[:4]:
+            return None  # a plain REINDEX runs as one transaction: it leaves nothing invalid
+        if keys[i:i + 1] == [None] and tokens[i][1] == '(':
+            while i < len(tokens) and tokens[i][:2] != ('char', ')'):
+                i += 1
+            i += 1
+        if i >= len(keys) or keys[i] not in ('INDEX', 'TABLE', 'SCHEMA', 'DATABASE', 'SYSTEM'):
+            return None
+        what, i = keys[i], i + 1
+        if keys[i:i + 1] == ['CONCURRENTLY']:
+            i += 1
+        name, i = _qualified_name(tokens, i)
+        return dict(kind='reindex', what=what, name=name)
+    if keys[0] == 'ALTER' and keys[i:i + 1] == ['INDEX']:
+        i += 1
+        if keys[i:i + 2] == ['IF', 'EXISTS']:
+            i += 2
+        name, i = _qualified_name(tokens, i)
+        if name and keys[i:i + 2] == ['ATTACH', 'PARTITION']:
+            return dict(kind='attach', index=name)
+    return None
+
+
+# The scopes of index_scopes: which invalid indexes concern a statement.
+SCOPE_INDEX, SCOPE_TABLE, SCOPE_LEFTOVERS_OF_TABLE, SCOPE_LEFTOVERS_IN_SCHEMA, SCOPE_LEFTOVERS = range(5)
+# What REINDEX CONCURRENTLY names the copy it builds (and the old index it swaps out): a failure
+# leaves it behind, invalid.
+CC_LEFTOVER_RE = '_cc(new|old)[0-9]*$'
+
+
+# ---------------------------------------------------------------------------
 # Applying
 # ---------------------------------------------------------------------------
 
 class ApplyFailure(Exception):
     """A migration that failed: which statement, the server's error, how many attempts."""
 
-    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None):
+    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None,
+                 hint=None):
         self.mig = mig
+        self.hint = hint  # what to do, when the module knows better than "fix the file"
         self.statement = statement
         self.failure = failure
         self.during_commit = during_commit
@@ -1577,8 +1692,9 @@ class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
     def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, own_sql,
-                 concurrent_lock_timeout, sleep=time.sleep):
+                 concurrent_lock_timeout, sleep=time.sleep, retried=()):
         self.db = db
+        self.retried = set(retried)  # numbers of the no-transaction versions run again (retry_incomplete)
         # Before each migration: the run's session settings again (session_setup_sql).
         self.setup_sql = setup_sql
         # Inside a migration's transaction, before the module's own writes: the run's role and
@@ -1702,14 +1818,16 @@ class Runner(object):
         except SqlFailure as e:
             raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker,
                                progress=NOTHING_RAN)
+        retried = mig.number in self.retried
+        watched = []  # (scope, oid, statement): the indexes the file's statements build or rely on
         for index, statement in enumerate(mig.statements, 1):
+            progress = kept_before(statement.line, index == 1, retried)
             try:
                 self._mark('statement = %s', index, mig.version)
             except SqlFailure as e:
                 self.db.rollback_quietly()
                 raise ApplyFailure(mig, None, e, during='recording in %s that line %d starts'
-                                   % (marker, statement.line),
-                                   progress=kept_before(statement.line))
+                                   % (marker, statement.line), progress=progress)
             try:
                 self._run_outside_transaction(statement)
             except SqlFailure as e:
@@ -1719,7 +1837,10 @@ class Runner(object):
                     self._mark('error = %s', 'line %d: %s' % (error_line(statement, e.position), error), mig.version)
                 except SqlFailure:
                     self.db.rollback_quietly()  # connection gone: the row without an error says "interrupted"
-                raise ApplyFailure(mig, statement, e, note=note)
+                raise ApplyFailure(mig, statement, e, note=note, progress=progress)
+            # Resolved now, in the session the statement ran in (its search_path, its role).
+            watched.extend((scope, oid, statement) for scope, oid in self._index_scopes(statement))
+        self._refuse_invalid_indexes(mig, watched)
         try:
             self.db.run(self.setup_sql + 'BEGIN')
             self._ensure_history()
@@ -1730,8 +1851,7 @@ class Runner(object):
             self._forget_session_state()
             raise ApplyFailure(mig, None, e, during_commit=e.connection_lost,
                                during='recording it in the history table %s' % self.table_sql,
-                               progress='all its statements ran, but it is not recorded; it stays marked '
-                                        'incomplete and the next run explains how to retry it')
+                               progress=NOT_RECORDED)
         return elapsed
 
     def _run_outside_transaction(self, statement):
@@ -1755,33 +1875,157 @@ class Runner(object):
             except SqlFailure:
                 pass  # connection gone; the caller reports the statement's own error
 
-    def _invalid_indexes_note(self, statement):
-        """After a failed index build (CREATE or REINDEX ... CONCURRENTLY): the invalid indexes it
-        may have left, that no one is building now, and what to do."""
-        reason = needs_no_transaction(statement)
-        if not reason or not reason.startswith(('CREATE', 'REINDEX')) or 'CONCURRENTLY' not in reason:
-            return None
+    def _index_scopes(self, statement):
+        """[(scope, oid)] of what statement builds or relies on that a failure can leave invalid, with
+        names resolved as the session resolves them now; [] when nothing (or a name no longer there)."""
+        target = index_targets(statement)
+        if target is None:
+            return []
+        kind = target['kind']
         try:
-            invalid = [r['v'] for r in self.db.rows(
-                "SELECT format('%I.%I', n.nspname, c.relname) AS v FROM pg_catalog.pg_index i "
-                "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE NOT i.indisvalid AND i.indrelid NOT IN "
-                "(SELECT relid FROM pg_catalog.pg_stat_progress_create_index) ORDER BY 1 LIMIT 11")]
+            if kind == 'create' and target['index'] is not None:
+                # An index goes into its table's schema, whatever search_path says.
+                rows = self.db.rows(
+                    "SELECT %s AS scope, c.oid::bigint AS oid FROM pg_catalog.pg_class c WHERE c.relname = %s "
+                    "AND c.relkind IN ('i', 'I') AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class "
+                    "WHERE oid = to_regclass(%s))", (SCOPE_INDEX, target['index'], regclass_text(target['table'])))
+            elif kind == 'create':  # a name the server chooses: every index of the table
+                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid",
+                                    (SCOPE_TABLE, regclass_text(target['table'])))
+            elif kind == 'attach':
+                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid",
+                                    (SCOPE_INDEX, regclass_text(target['index'])))
+            elif target['what'] == 'INDEX' and target['name']:
+                rows = self.db.rows(
+                    "SELECT %s AS scope, i.indexrelid::bigint AS oid FROM pg_catalog.pg_index i "
+                    "WHERE i.indexrelid = to_regclass(%s) UNION ALL SELECT %s, i.indrelid::bigint "
+                    "FROM pg_catalog.pg_index i WHERE i.indexrelid = to_regclass(%s)",
+                    (SCOPE_INDEX, regclass_text(target['name']), SCOPE_LEFTOVERS_OF_TABLE,
+                     regclass_text(target['name'])))
+            elif target['what'] == 'TABLE' and target['name']:
+                rows = self.db.rows(
+                    "SELECT %s AS scope, c.oid::bigint AS oid FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s) "
+                    "UNION ALL SELECT %s, c.reltoastrelid::bigint FROM pg_catalog.pg_class c "
+                    "WHERE c.oid = to_regclass(%s) AND c.reltoastrelid <> 0",
+                    (SCOPE_TABLE, regclass_text(target['name']), SCOPE_TABLE, regclass_text(target['name'])))
+            elif target['what'] == 'SCHEMA' and target['name']:
+                rows = self.db.rows("SELECT %s AS scope, to_regnamespace(%s)::oid::bigint AS oid",
+                                    (SCOPE_LEFTOVERS_IN_SCHEMA, regclass_text(target['name'])))
+            else:  # DATABASE, SYSTEM
+                rows = [dict(scope=SCOPE_LEFTOVERS, oid=0)]
+        except SqlFailure:
+            return []  # a name the server cannot resolve: the statement itself said so, or will
+        return [(r['scope'], r['oid']) for r in rows if r['oid'] is not None]
+
+    def _invalid_indexes(self, watched):
+        """[(index row, statement)] of the invalid indexes among those watched, each with the first
+        statement that concerns it; indexes another session is building right now are left out."""
+        if not watched:
+            return []
+        def oids(*scopes):
+            return '{%s}' % ','.join(str(oid) for scope, oid, _ in watched if scope in scopes)
+        rows = self.db.rows(
+            "SELECT format('%%I.%%I', n.nspname, c.relname) AS name, c.oid::bigint AS oid, "
+            "i.indrelid::bigint AS tbl, c.relnamespace::bigint AS nsp, c.relkind::text AS kind, "
+            "c.relname ~ %s AS leftover FROM pg_catalog.pg_index i "
+            "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE NOT i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p "
+            "WHERE p.relid = i.indrelid AND p.pid <> pg_backend_pid()) "
+            "AND (c.oid = ANY (%s::oid[]) OR i.indrelid = ANY (%s::oid[]) OR (c.relname ~ %s AND "
+            "(i.indrelid = ANY (%s::oid[]) OR c.relnamespace = ANY (%s::oid[]) OR %s))) ORDER BY 1",
+            (CC_LEFTOVER_RE, oids(SCOPE_INDEX), oids(SCOPE_TABLE), CC_LEFTOVER_RE, oids(SCOPE_LEFTOVERS_OF_TABLE),
+             oids(SCOPE_LEFTOVERS_IN_SCHEMA), any(scope == SCOPE_LEFTOVERS for scope, _, _ in watched)))
+        found = []
+        for row in rows:
+            for scope, oid, statement in watched:
+                if ((scope == SCOPE_INDEX and oid == row['oid']) or (scope == SCOPE_TABLE and oid == row['tbl'])
+                        or (row['leftover'] and (scope == SCOPE_LEFTOVERS
+                                                 or (scope == SCOPE_LEFTOVERS_OF_TABLE and oid == row['tbl'])
+                                                 or (scope == SCOPE_LEFTOVERS_IN_SCHEMA and oid == row['nsp'])))):
+                    found.append((row, statement))
+                    break
+        return found
+
+    def _refuse_invalid_indexes(self, mig, watched):
+        """Before a no-transaction file is recorded: every index its statements build or rely on must
+        be valid. An invalid one enforces nothing (a unique index then accepts duplicates) and no
+        query uses it; CREATE INDEX IF NOT EXISTS on a retry skips the invalid index an earlier
+        failed build left, and would otherwise get the file recorded as applied."""
+        try:
+            invalid = self._invalid_indexes(watched)
+        except SqlFailure as e:
+            raise ApplyFailure(mig, None, e, during='checking that the indexes it built are valid',
+                               progress=NOT_RECORDED)
+        if not invalid:
+            return
+        names = [row['name'] for row, _ in invalid]
+        partitioned = [row['name'] for row, _ in invalid if row['kind'] == 'I']
+        plain = [n for n in names if n not in partitioned]
+        failure = ModuleCheck('%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
+                              '%s. A failed CREATE INDEX or REINDEX CONCURRENTLY (in this run or an earlier one) '
+                              'leaves its index invalid, and CREATE INDEX IF NOT EXISTS keeps an existing one as it '
+                              'is%s' % ('index' if len(names) == 1 else 'indexes', ', '.join(names),
+                                        'is' if len(names) == 1 else 'are', 'it' if len(names) == 1 else 'them',
+                                        'it' if len(names) == 1 else 'them',
+                                        '; a partitioned index stays invalid until an index of every partition is '
+                                        'attached to it' if partitioned else ''))
+        todo = []
+        if plain:
+            todo.append('drop %s (%s) and fix what made the build fail (for a unique index, the duplicate rows)'
+                        % ('it' if len(plain) == 1 else 'them',
+                           ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in plain)))
+        if partitioned:
+            todo.append('attach an index of every remaining partition to %s (ALTER INDEX ... ATTACH PARTITION), '
+                        'or drop it (DROP INDEX %s;)' % (', '.join(partitioned), ', '.join(partitioned)))
+        todo = '; '.join(todo)
+        hint = '%s%s; then rerun with retry_incomplete: ["%s"].' % (todo[0].upper(), todo[1:], mig.version)
+        try:
+            self._mark('error = %s', 'line %d: %s. %s' % (invalid[0][1].line, failure.message, hint), mig.version)
+        except SqlFailure:
+            self.db.rollback_quietly()
+        raise ApplyFailure(mig, invalid[0][1], failure, progress=NOT_RECORDED, hint=hint)
+
+    def _invalid_indexes_note(self, statement):
+        """After a statement of a no-transaction file failed: the invalid indexes it built or relies
+        on (not those of other statements), and what to do."""
+        try:
+            invalid = self._invalid_indexes([(scope, oid, statement) for scope, oid in self._index_scopes(statement)])
         except SqlFailure:
             return None
         if not invalid:
             return None
-        listed = ', '.join(invalid[:10]) + (' and more' if len(invalid) > 10 else '')
-        return ('invalid indexes in the database now: %s. A failed %s leaves its new index invalid: drop it '
-                'with DROP INDEX CONCURRENTLY before the retry (CREATE INDEX ... IF NOT EXISTS would keep an '
-                'invalid one)' % (listed, reason))
+        names = [row['name'] for row, _ in invalid]
+        listed = ', '.join(names[:10]) + (' and more' if len(names) > 10 else '')
+        reason = needs_no_transaction(statement) or 'index build'
+        return ('invalid %s left: %s. A failed %s (this attempt or an earlier one) leaves its new index invalid: drop '
+                'it with %s before the retry (CREATE INDEX ... IF NOT EXISTS would keep an invalid one)'
+                % ('index' if len(names) == 1 else 'indexes', listed, reason,
+                   ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in names[:10])))
 
 
-def kept_before(line):
-    """What stays of a no-transaction file stopped at line."""
-    return ('statements before line %s stayed applied; it is marked incomplete and the next run explains how to '
-            'retry it' % line)
+def kept_before(line, first=False, retried=False):
+    """What stays of a no-transaction file stopped at the statement that starts at line."""
+    if first:
+        kept = 'it stopped at its first statement (line %s), so no statement of it completed in this run' % line
+    else:
+        kept = 'statements before line %s %s applied' % (line, 'ran again and stayed' if retried else 'stayed')
+    if retried:
+        kept += '; what an earlier run of it did stays as that run left it'
+    return kept + '; it is marked incomplete and the next run explains how to retry it'
+
+
+NOT_RECORDED = ('all its statements ran, but it is not recorded as applied; it stays marked incomplete and the next run '
+                'explains how to retry it')
+
+
+class ModuleCheck(SqlFailure):
+    """A check of the module's own that stops a migration, in the shape of a server error."""
+
+    def __init__(self, message):  # pylint: disable=super-init-not-called
+        self.connection_closed = False
+        self.sqlstate = self.detail = self.hint = self.context = self.position = None
+        self.message = message
+        Exception.__init__(self, message)
 
 
 def failure_message(failure, applied_versions, check_hint):
@@ -1819,10 +2063,17 @@ def failure_message(failure, applied_versions, check_hint):
     elif transactional:
         text += '. Nothing of %s was applied (its transaction was rolled back)' % version
     else:
-        text += '. %s is a no-transaction migration: %s' % (version, failure.progress or kept_before(d['line']))
+        progress = failure.progress
+        if progress is None:
+            statement = failure.statement
+            progress = (kept_before(statement.line, statement is failure.mig.statements[0]) if statement
+                        else kept_before(d['line']))
+        text += '. %s is a no-transaction migration: %s' % (version, progress)
     # What to do, the most specific cause first.
     retry = not transactional and failure.progress != NOTHING_RAN  # else it is not marked incomplete
-    if lost and transactional and not failure.during_commit:
+    if failure.hint:
+        check_hint = failure.hint
+    elif lost and transactional and not failure.during_commit:
         check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
     elif lost:
         check_hint = ('Once the server accepts connections, rerun%s.'
@@ -2071,7 +2322,8 @@ def run(module, db, migrations, names, result):
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
     runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
-                    setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip())
+                    setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip(),
+                    retried=[mig.number for mig in plan['to_apply'] if mig.number in incomplete])
     execute_plan(runner, plan, entries_by_version, result)
 
 

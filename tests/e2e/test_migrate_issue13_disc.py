@@ -157,3 +157,163 @@ def test_another_tools_history_table_is_described_by_its_columns(db, migrate, md
     other = migrate(mdir, table="app_migrations")  # what the message says to do
     assert other.rc == 0, other.output
     assert recorded(db, "app_migrations") == ["001"]
+
+
+# --- a no-transaction retry never records an invalid index ---------------------------
+
+UNIQUE_IF_NOT_EXISTS = ("-- postgresql_migrate: no-transaction\n"
+                        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_c_key ON t (c);\n")
+
+
+def failed_unique_index(db, migrate, mdir, index_sql=UNIQUE_IF_NOT_EXISTS):
+    """001 makes a table with duplicate rows; 002's unique index build fails and leaves it invalid."""
+    write(mdir, "001_t.sql", "CREATE TABLE t (id int PRIMARY KEY, c int);\nINSERT INTO t VALUES (1, 1), (2, 1);\n")
+    write(mdir, "002_index.sql", index_sql)
+    first = migrate(mdir)
+    assert first.rc == 2 and "SQLSTATE 23505" in first.result["msg"], first.output
+    assert db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_c_key'::regclass") == [(False,)]
+    db.sql("DELETE FROM t WHERE id = 2")  # the data is fixed
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["then-run", "then-check-then-run"])
+def test_retry_does_not_record_an_invalid_unique_index_that_if_not_exists_skipped(db, migrate, mdir, check):
+    failed_unique_index(db, migrate, mdir)
+    if check:  # a dry run cannot know; it must not pretend the retry is safe by writing anything
+        assert migrate(mdir, retry_incomplete=["002"], check=True).rc == 0
+
+    retry = migrate(mdir, retry_incomplete=["002"])
+
+    assert retry.rc == 2, retry.output
+    msg = retry.result["msg"]
+    assert ("migration 002 failed at 002_index.sql line 2: index public.t_c_key is invalid (pg_index.indisvalid is "
+            "false): it enforces nothing and no query uses it") in msg
+    assert "002 is a no-transaction migration: all its statements ran, but it is not recorded as applied" in msg
+    assert ('Drop it (DROP INDEX CONCURRENTLY public.t_c_key;) and fix what made the build fail (for a unique index, '
+            'the duplicate rows); then rerun with retry_incomplete: ["002"].') in msg
+    assert retry.status_of()["002"] == "failed"
+    assert recorded(db) == ["001"]  # not recorded: duplicates would be accepted from then on
+    assert db.sql("SELECT version, error LIKE 'line 2: index public.t_c_key is invalid%' "
+                  "FROM schema_migrations_incomplete") == [("002", True)]
+
+    again = migrate(mdir)  # the next run still stops, explaining the retry
+    assert again.rc == 2 and 'retry_incomplete: ["002"]' in again.result["msg"]
+
+    db.sql("DROP INDEX CONCURRENTLY t_c_key")  # what the message says
+    fixed = migrate(mdir, retry_incomplete=["002"])
+    assert fixed.rc == 0, fixed.output
+    assert recorded(db) == ["001", "002"]
+    assert db.sql("SELECT indisvalid, indisunique FROM pg_index WHERE indexrelid = 't_c_key'::regclass") == [
+        (True, True)]
+
+
+def test_retry_resolves_the_index_in_its_tables_schema_not_by_search_path(db, migrate, mdir):
+    """The invalid index lives in schema app, next to its table; a valid one of the same name in
+    public (first on search_path) must not vouch for it."""
+    write(mdir, "001_t.sql", "CREATE SCHEMA app;\nCREATE TABLE app.t (id int PRIMARY KEY, c int);\n"
+                             "INSERT INTO app.t VALUES (1, 1), (2, 1);\n"
+                             "CREATE TABLE public.decoy (c int);\nCREATE INDEX t_c_key ON public.decoy (c);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                 "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_c_key ON app.t (c);\n")
+    assert migrate(mdir).rc == 2
+    db.sql("DELETE FROM app.t WHERE id = 2")
+
+    retry = migrate(mdir, retry_incomplete=["002"])
+
+    assert retry.rc == 2, retry.output
+    assert "index app.t_c_key is invalid" in retry.result["msg"]
+    assert "DROP INDEX CONCURRENTLY app.t_c_key;" in retry.result["msg"]
+    assert recorded(db) == ["001"]
+
+
+def test_retry_of_reindex_concurrently_refuses_its_ccnew_leftover(db, migrate, mdir):
+    """A failed REINDEX CONCURRENTLY leaves <index>_ccnew invalid; a retry that succeeds builds a
+    new copy and leaves the old leftover behind."""
+    write(mdir, "001_t.sql", "CREATE TABLE t (id int PRIMARY KEY, c int);\nCREATE INDEX t_c_idx ON t (c);\n"
+                             "INSERT INTO t VALUES (1, 1);\n")
+    assert migrate(mdir).rc == 0
+    write(mdir, "002_reindex.sql", "-- postgresql_migrate: no-transaction\nREINDEX INDEX CONCURRENTLY t_c_idx;\n")
+    with db.open_transaction("INSERT INTO t VALUES (2, 2)"):  # abandoned: the reindex waits, then times out
+        first = migrate(mdir, concurrent_lock_timeout="1s", lock_retries=0)
+    assert first.rc == 2
+    assert "invalid index left: public.t_c_idx_ccnew" in first.result["msg"], first.result["msg"]
+    assert "DROP INDEX CONCURRENTLY public.t_c_idx_ccnew;" in first.result["msg"]
+
+    retry = migrate(mdir, retry_incomplete=["002"])
+
+    assert retry.rc == 2, retry.output
+    assert "index public.t_c_idx_ccnew is invalid" in retry.result["msg"]
+    assert recorded(db) == ["001"]
+
+
+def test_partitioned_index_left_without_every_partition_is_not_recorded(db, migrate, mdir):
+    write(mdir, "001_p.sql", "CREATE TABLE p (id int, c int) PARTITION BY RANGE (id);\n"
+                             "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);\n"
+                             "CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                 "CREATE INDEX IF NOT EXISTS p_c_idx ON ONLY p (c);\n"
+                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS p1_c_idx ON p1 (c);\n"
+                                 "ALTER INDEX p_c_idx ATTACH PARTITION p1_c_idx;\n")  # p2 forgotten
+
+    run = migrate(mdir)
+
+    assert run.rc == 2, run.output
+    msg = run.result["msg"]
+    assert "002_index.sql line 2: index public.p_c_idx is invalid" in msg
+    assert "a partitioned index stays invalid until an index of every partition is attached to it" in msg
+    assert "Attach an index of every remaining partition to public.p_c_idx" in msg
+    assert recorded(db) == ["001"]
+
+    write(mdir, "002_index.sql", (mdir / "002_index.sql").read_text()
+          + "CREATE INDEX CONCURRENTLY IF NOT EXISTS p2_c_idx ON p2 (c);\nALTER INDEX p_c_idx ATTACH PARTITION p2_c_idx;\n")
+    fixed = migrate(mdir, retry_incomplete=["002"])
+    assert fixed.rc == 0, fixed.output
+    assert recorded(db) == ["001", "002"]
+
+
+# --- retry messages name the right statement and line -------------------------------
+
+def test_failure_at_the_first_statement_says_no_statement_completed(db, migrate, mdir):
+    write(mdir, "001_t.sql", "CREATE TABLE t (id int PRIMARY KEY, c int);\nINSERT INTO t VALUES (1, 1), (2, 1);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
+                                 "CREATE UNIQUE INDEX CONCURRENTLY t_c_key ON t (c);\n"
+                                 "CREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n")
+
+    first = migrate(mdir)
+
+    msg = first.result["msg"]
+    assert first.rc == 2
+    assert "002_index.sql line 2: SQLSTATE 23505" in msg
+    assert "statements before line 2" not in msg
+    assert ("002 is a no-transaction migration: it stopped at its first statement (line 2), so no statement of it "
+            "completed in this run; it is marked incomplete") in msg
+    assert ("invalid index left: public.t_c_key. A failed CREATE UNIQUE INDEX CONCURRENTLY (this attempt or an "
+            "earlier one) leaves its new index invalid: drop it with DROP INDEX CONCURRENTLY public.t_c_key; before "
+            "the retry") in msg
+
+    # Retried as it is, without dropping the index: the same statement fails, now on the leftover.
+    db.sql("DELETE FROM t WHERE id = 2")
+    retry = migrate(mdir, retry_incomplete=["002"])
+    msg = retry.result["msg"]
+    assert retry.rc == 2
+    assert '002_index.sql line 2: SQLSTATE 42P07: relation "t_c_key" already exists' in msg
+    assert "invalid index left: public.t_c_key." in msg and "DROP INDEX CONCURRENTLY public.t_c_key;" in msg
+    assert ("it stopped at its first statement (line 2), so no statement of it completed in this run; what an "
+            "earlier run of it did stays as that run left it") in msg
+    assert recorded(db) == ["001"]
+
+
+def test_failed_retry_does_not_blame_an_earlier_statements_invalid_index(db, migrate, mdir):
+    failed_unique_index(db, migrate, mdir, UNIQUE_IF_NOT_EXISTS
+                        + "\n-- a second index, on a column the file gets wrong\n"
+                          "CREATE INDEX CONCURRENTLY t_d_idx\n    ON t (nope);\n")
+
+    retry = migrate(mdir, retry_incomplete=["002"])  # line 2 skips the invalid t_c_key; line 5 fails
+
+    msg = retry.result["msg"]
+    assert retry.rc == 2
+    assert 'migration 002 failed at 002_index.sql line 5: SQLSTATE 42703: column "nope" does not exist' in msg
+    assert "t_c_key" not in msg  # once: "invalid indexes in the database now: public.t_c_key ... drop it"
+    assert ("statements before line 5 ran again and stayed applied; what an earlier run of it did stays as that "
+            "run left it") in msg
+    assert db.sql("SELECT error FROM schema_migrations_incomplete")[0][0] == (
+        'line 5: SQLSTATE 42703: column "nope" does not exist')

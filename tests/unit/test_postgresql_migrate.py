@@ -1466,7 +1466,8 @@ def test_lock_timeout_of_a_no_transaction_file_says_retry_it(orders_index):
     failure = pm.ApplyFailure(orders_index, orders_index.statements[0],
                               sql_failure("55P03", "canceling statement due to lock timeout"))
     assert pm.failure_message(failure, [], "Fix the file and rerun.").endswith(
-        "004 is a no-transaction migration: statements before line 2 stayed applied; it is marked incomplete and "
+        "004 is a no-transaction migration: it stopped at its first statement (line 2), so no statement of it "
+        "completed in this run; it is marked incomplete and "
         "the next run explains how to retry it. Applied by this run before it: none. The file is not the cause; "
         "retry it (retry_incomplete) when that session is gone.")
 
@@ -1539,3 +1540,40 @@ def test_another_tools_history_table_is_recognised(columns, looks_like):
     assert "its columns are %s, without" % ", ".join("%s text" % c for c in columns) in text
     assert "It looks like %s history table, which this tool must not write to" % looks_like in text
     assert "the table option (the role variable db_deploy_table)" in text
+
+
+# ---------------------------------------------------------------------------
+# index_targets: what a no-transaction statement builds or relies on
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, target", [
+    ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx ON t (c)", dict(kind="create", index="idx", table=["t"])),
+    ("create index concurrently on \"App\".\"T\" using btree (c)", dict(kind="create", index=None, table=["App", "T"])),
+    ("CREATE INDEX /* why */ CONCURRENTLY \"Big\" -- note\n ON ONLY s.Orders(c)",
+     dict(kind="create", index="Big", table=["s", "orders"])),
+    ("CREATE INDEX \"on\" ON t (c)", dict(kind="create", index="on", table=["t"])),
+    ("REINDEX (VERBOSE) INDEX CONCURRENTLY s.idx", dict(kind="reindex", what="INDEX", name=["s", "idx"])),
+    ("REINDEX TABLE CONCURRENTLY t", dict(kind="reindex", what="TABLE", name=["t"])),
+    ("REINDEX SCHEMA CONCURRENTLY app", dict(kind="reindex", what="SCHEMA", name=["app"])),
+    ("ALTER INDEX IF EXISTS app.p_idx ATTACH PARTITION app.p1_idx", dict(kind="attach", index=["app", "p_idx"])),
+    ("REINDEX INDEX idx", None),  # one transaction: leaves nothing invalid
+    ("ALTER INDEX idx RENAME TO other", None),
+    ("CREATE TABLE t (id int)", None),
+    ("VACUUM t", None),
+])
+def test_index_targets(sql, target):
+    (statement,) = pm.split_statements(sql)
+    assert pm.index_targets(statement) == target
+
+
+@pytest.mark.parametrize("first, retried, text", [
+    (True, False, "it stopped at its first statement (line 2), so no statement of it completed in this run; "),
+    (False, False, "statements before line 2 stayed applied; "),
+    (False, True, "statements before line 2 ran again and stayed applied; what an earlier run of it did stays as "
+                  "that run left it; "),
+    (True, True, "it stopped at its first statement (line 2), so no statement of it completed in this run; what "
+                 "an earlier run of it did stays as that run left it; "),
+])
+def test_what_stays_of_a_stopped_no_transaction_file(first, retried, text):
+    assert pm.kept_before(2, first, retried) == (
+        text + "it is marked incomplete and the next run explains how to retry it")
