@@ -1247,6 +1247,39 @@ def error_line(statement, position):
     return statement.line + statement.text.count('\n', 0, max(0, offset))
 
 
+def invalid_indexes_before_retry(db, migrations):
+    """Problems for retried no-transaction files that name an index an earlier failed build left
+    invalid: the retry cannot succeed (IF NOT EXISTS skips the index and the module then refuses to
+    record the file; without it, the CREATE fails), so it is refused before anything runs, and the
+    dry run says so too. A partitioned index is left out (a retry may still attach its partitions),
+    and so is a file that sets search_path, whose names only its own session resolves."""
+    problems = []
+    for mig in migrations:
+        if 'search_path' in mig.sql.lower():
+            continue
+        for statement in mig.statements:
+            target = index_targets(statement)
+            if not target or target['kind'] != 'create' or target['index'] is None:
+                continue
+            try:
+                name = db.value(
+                    "SELECT format('%%I.%%I', n.nspname, c.relname) AS v FROM pg_catalog.pg_class c "
+                    "JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE NOT i.indisvalid AND c.relkind = 'i' AND c.relname = %s AND c.relnamespace = "
+                    "(SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = to_regclass(%s))",
+                    (target['index'], regclass_text(target['table'])))
+            except SqlFailure:
+                continue  # a name the server cannot resolve: the statement will say so
+            if name:
+                problems.append(
+                    '%s line %d: index %s is invalid, left by an earlier failed build; the retry would keep it '
+                    '(IF NOT EXISTS) or fail on it, and an invalid index enforces nothing. Drop it with DROP INDEX '
+                    'CONCURRENTLY %s; and fix what made the build fail (for a unique index, the duplicate rows), '
+                    'then rerun with retry_incomplete: ["%s"]' % (mig.filename, statement.line, name, name, mig.version))
+    return problems
+
+
 def default_lock_key(table):
     """Stable 63-bit advisory lock key for a history table."""
     if table.startswith('public.'):  # the same table, so the same lock
@@ -2306,6 +2339,8 @@ def run(module, db, migrations, names, result):
         analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
     except MigrationError as e:
         plan['problems'].extend(e.problems)
+    plan['problems'].extend(invalid_indexes_before_retry(
+        db, [m for m in plan['to_apply'] if m.number in incomplete and m.statements is not None]))
     for warning in plan['warnings']:
         module.warn(warning)
     result.update(entries=plan['entries'], missing=plan['missing'],

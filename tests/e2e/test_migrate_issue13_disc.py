@@ -175,28 +175,22 @@ def failed_unique_index(db, migrate, mdir, index_sql=UNIQUE_IF_NOT_EXISTS):
     db.sql("DELETE FROM t WHERE id = 2")  # the data is fixed
 
 
-@pytest.mark.parametrize("check", [False, True], ids=["then-run", "then-check-then-run"])
-def test_retry_does_not_record_an_invalid_unique_index_that_if_not_exists_skipped(db, migrate, mdir, check):
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+def test_retry_of_an_index_left_invalid_is_refused_before_anything_runs(db, migrate, mdir, check):
     failed_unique_index(db, migrate, mdir)
-    if check:  # a dry run cannot know; it must not pretend the retry is safe by writing anything
-        assert migrate(mdir, retry_incomplete=["002"], check=True).rc == 0
+    before = catalog_snapshot(db)
 
-    retry = migrate(mdir, retry_incomplete=["002"])
+    retry = migrate(mdir, retry_incomplete=["002"], check=check)
 
     assert retry.rc == 2, retry.output
-    msg = retry.result["msg"]
-    assert ("migration 002 failed at 002_index.sql line 2: index public.t_c_key is invalid (pg_index.indisvalid is "
-            "false): it enforces nothing and no query uses it") in msg
-    assert "002 is a no-transaction migration: all its statements ran, but it is not recorded as applied" in msg
-    assert ('Drop it (DROP INDEX CONCURRENTLY public.t_c_key;) and fix what made the build fail (for a unique index, '
-            'the duplicate rows); then rerun with retry_incomplete: ["002"].') in msg
-    assert retry.status_of()["002"] == "failed"
-    assert recorded(db) == ["001"]  # not recorded: duplicates would be accepted from then on
-    assert db.sql("SELECT version, error LIKE 'line 2: index public.t_c_key is invalid%' "
-                  "FROM schema_migrations_incomplete") == [("002", True)]
-
-    again = migrate(mdir)  # the next run still stops, explaining the retry
-    assert again.rc == 2 and 'retry_incomplete: ["002"]' in again.result["msg"]
+    assert ("nothing was applied%s: 002_index.sql line 2: index public.t_c_key is invalid, left by an earlier failed "
+            "build; the retry would keep it (IF NOT EXISTS) or fail on it, and an invalid index enforces nothing. Drop "
+            "it with DROP INDEX CONCURRENTLY public.t_c_key; and fix what made the build fail (for a unique index, the "
+            'duplicate rows), then rerun with retry_incomplete: ["002"]' % (" (check mode)" if check else "")
+            ) in retry.result["msg"]
+    assert recorded(db) == ["001"]  # never recorded: duplicates would be accepted from then on
+    assert catalog_snapshot(db) == before
+    assert db.sql("SELECT version FROM schema_migrations_incomplete") == [("002",)]
 
     db.sql("DROP INDEX CONCURRENTLY t_c_key")  # what the message says
     fixed = migrate(mdir, retry_incomplete=["002"])
@@ -206,23 +200,38 @@ def test_retry_does_not_record_an_invalid_unique_index_that_if_not_exists_skippe
         (True, True)]
 
 
-def test_retry_resolves_the_index_in_its_tables_schema_not_by_search_path(db, migrate, mdir):
-    """The invalid index lives in schema app, next to its table; a valid one of the same name in
-    public (first on search_path) must not vouch for it."""
+def test_retry_does_not_record_an_invalid_index_that_if_not_exists_skipped(db, migrate, mdir):
+    """The file sets its own search_path, so only its session knows which t it means: the index is
+    resolved there, after the statement, in its table's schema (app), where a valid index of the
+    same name in public must not vouch for it."""
     write(mdir, "001_t.sql", "CREATE SCHEMA app;\nCREATE TABLE app.t (id int PRIMARY KEY, c int);\n"
                              "INSERT INTO app.t VALUES (1, 1), (2, 1);\n"
                              "CREATE TABLE public.decoy (c int);\nCREATE INDEX t_c_key ON public.decoy (c);\n")
-    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
-                                 "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_c_key ON app.t (c);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\nSET search_path = app, public;\n"
+                                 "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_c_key ON t (c);\n")
     assert migrate(mdir).rc == 2
-    db.sql("DELETE FROM app.t WHERE id = 2")
+    db.sql("DELETE FROM app.t WHERE id = 2")  # the data is fixed
 
     retry = migrate(mdir, retry_incomplete=["002"])
 
     assert retry.rc == 2, retry.output
-    assert "index app.t_c_key is invalid" in retry.result["msg"]
-    assert "DROP INDEX CONCURRENTLY app.t_c_key;" in retry.result["msg"]
+    msg = retry.result["msg"]
+    assert ("migration 002 failed at 002_index.sql line 3: index app.t_c_key is invalid (pg_index.indisvalid is "
+            "false): it enforces nothing and no query uses it") in msg
+    assert "002 is a no-transaction migration: all its statements ran, but it is not recorded as applied" in msg
+    assert ('Drop it (DROP INDEX CONCURRENTLY app.t_c_key;) and fix what made the build fail (for a unique index, '
+            'the duplicate rows); then rerun with retry_incomplete: ["002"].') in msg
+    assert retry.status_of()["002"] == "failed"
     assert recorded(db) == ["001"]
+    assert db.sql("SELECT version, error LIKE 'line 3: index app.t_c_key is invalid%' "
+                  "FROM schema_migrations_incomplete") == [("002", True)]
+    again = migrate(mdir)  # the next run still stops, explaining the retry
+    assert again.rc == 2 and 'retry_incomplete: ["002"]' in again.result["msg"]
+
+    db.sql("DROP INDEX CONCURRENTLY app.t_c_key")
+    fixed = migrate(mdir, retry_incomplete=["002"])
+    assert fixed.rc == 0, fixed.output
+    assert recorded(db) == ["001", "002"]
 
 
 def test_retry_of_reindex_concurrently_refuses_its_ccnew_leftover(db, migrate, mdir):
@@ -290,30 +299,30 @@ def test_failure_at_the_first_statement_says_no_statement_completed(db, migrate,
             "earlier one) leaves its new index invalid: drop it with DROP INDEX CONCURRENTLY public.t_c_key; before "
             "the retry") in msg
 
-    # Retried as it is, without dropping the index: the same statement fails, now on the leftover.
+    # Retried as it is, without dropping the index: the CREATE would fail on its own leftover.
     db.sql("DELETE FROM t WHERE id = 2")
     retry = migrate(mdir, retry_incomplete=["002"])
-    msg = retry.result["msg"]
     assert retry.rc == 2
-    assert '002_index.sql line 2: SQLSTATE 42P07: relation "t_c_key" already exists' in msg
-    assert "invalid index left: public.t_c_key." in msg and "DROP INDEX CONCURRENTLY public.t_c_key;" in msg
-    assert ("it stopped at its first statement (line 2), so no statement of it completed in this run; what an "
-            "earlier run of it did stays as that run left it") in msg
+    assert ("nothing was applied: 002_index.sql line 2: index public.t_c_key is invalid, left by an earlier failed "
+            "build") in retry.result["msg"]
     assert recorded(db) == ["001"]
 
 
 def test_failed_retry_does_not_blame_an_earlier_statements_invalid_index(db, migrate, mdir):
-    failed_unique_index(db, migrate, mdir, UNIQUE_IF_NOT_EXISTS
-                        + "\n-- a second index, on a column the file gets wrong\n"
-                          "CREATE INDEX CONCURRENTLY t_d_idx\n    ON t (nope);\n")
+    # The file's own search_path keeps the retry from being refused up front: its statements run.
+    failed_unique_index(db, migrate, mdir, "-- postgresql_migrate: no-transaction\n"
+                                           "SET search_path = public;\n"
+                                           "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_c_key ON t (c);\n"
+                                           "\n-- a second index, on a column the file gets wrong\n"
+                                           "CREATE INDEX CONCURRENTLY t_d_idx\n    ON t (nope);\n")
 
-    retry = migrate(mdir, retry_incomplete=["002"])  # line 2 skips the invalid t_c_key; line 5 fails
+    retry = migrate(mdir, retry_incomplete=["002"])  # line 3 skips the invalid t_c_key; line 6 fails
 
     msg = retry.result["msg"]
     assert retry.rc == 2
-    assert 'migration 002 failed at 002_index.sql line 5: SQLSTATE 42703: column "nope" does not exist' in msg
+    assert 'migration 002 failed at 002_index.sql line 6: SQLSTATE 42703: column "nope" does not exist' in msg
     assert "t_c_key" not in msg  # once: "invalid indexes in the database now: public.t_c_key ... drop it"
-    assert ("statements before line 5 ran again and stayed applied; what an earlier run of it did stays as that "
+    assert ("statements before line 6 ran again and stayed applied; what an earlier run of it did stays as that "
             "run left it") in msg
     assert db.sql("SELECT error FROM schema_migrations_incomplete")[0][0] == (
-        'line 5: SQLSTATE 42703: column "nope" does not exist')
+        'line 6: SQLSTATE 42703: column "nope" does not exist')
