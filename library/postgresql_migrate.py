@@ -35,7 +35,11 @@ description:
     C(-- postgresql_migrate: no-transaction). Its statements then run one by one outside a
     transaction. While it runs, a row in the C(<table>_incomplete) table marks it; if it fails
     or the run dies, the next run stops and explains how to inspect and retry it
-    (O(retry_incomplete))."
+    (O(retry_incomplete)). Such a file is recorded only when every index its statements build or
+    rely on (C(CREATE INDEX), C(REINDEX ... CONCURRENTLY) and its C(_ccnew) copies, C(ALTER INDEX
+    ... ATTACH PARTITION)) is valid: an invalid index, which a failed C(CONCURRENTLY) build leaves
+    and C(IF NOT EXISTS) keeps, enforces nothing, so the migration fails unrecorded and names the
+    index to drop."
   - A failed migration is rolled back as a whole; the run stops there. The task fails with the
     version, file, SQLSTATE, message and the line of the file; migrations applied earlier in
     the run stay applied and are reported as such.
@@ -106,6 +110,9 @@ options:
       - Versions of C(no-transaction) migrations that an earlier run left incomplete, to run
         again from their first statement. Inspect the database first; such a file should be
         written to be re-runnable (C(IF NOT EXISTS)).
+      - A retry whose C(CREATE INDEX) names an index that an earlier failed build left invalid is
+        refused before anything runs, in check mode too; drop that index first (C(DROP INDEX
+        CONCURRENTLY)), as the message says.
     type: list
     elements: str
     default: []
