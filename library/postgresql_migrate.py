@@ -35,7 +35,11 @@ description:
     C(-- postgresql_migrate: no-transaction). Its statements then run one by one outside a
     transaction. While it runs, a row in the C(<table>_incomplete) table marks it; if it fails
     or the run dies, the next run stops and explains how to inspect and retry it
-    (O(retry_incomplete))."
+    (O(retry_incomplete)). Such a file is recorded only when every index its statements build or
+    rely on (C(CREATE INDEX), C(REINDEX ... CONCURRENTLY) and its C(_ccnew) copies, C(ALTER INDEX
+    ... ATTACH PARTITION)) is valid: an invalid index, which a failed C(CONCURRENTLY) build leaves
+    and C(IF NOT EXISTS) keeps, enforces nothing, so the migration fails unrecorded and names the
+    index to drop."
   - A failed migration is rolled back as a whole; the run stops there. The task fails with the
     version, file, SQLSTATE, message and the line of the file; migrations applied earlier in
     the run stay applied and are reported as such.
@@ -48,9 +52,22 @@ options:
     description:
       - Directory holding the migration files, named C(NNN_description.sql) (C(NNN) any number
         of digits, C(description) letters, digits, C(_) and C(-)).
-      - Other files (C(README.md), hidden files) and subdirectories are ignored.
+      - Other files (C(README.md), hidden files) and subdirectories are ignored. A subdirectory or
+        anything else named C(*.sql) that is not a readable regular file in O(path) (a directory, a
+        link that loops, dangles or leads out of O(path)) stops the run, named with every other bad file.
+      - A directory without any migration file is an error that says what it holds instead (subfolders
+        with an C(up.sql) of another tool's layout, subfolders holding migration files, other files, or
+        nothing), unless O(allow_empty) is set; a O(path) that does not exist or is not a directory is
+        always an error, in check mode too.
     type: path
     required: true
+  allow_empty:
+    description:
+      - Accept a O(path) directory that holds no migration file (nothing is applied; the history is
+        still read and reported). Off by default, since an empty or wrong directory is how
+        migrations silently never run.
+    type: bool
+    default: false
   db:
     description:
       - Name of the database to migrate.
@@ -93,6 +110,9 @@ options:
       - Versions of C(no-transaction) migrations that an earlier run left incomplete, to run
         again from their first statement. Inspect the database first; such a file should be
         written to be re-runnable (C(IF NOT EXISTS)).
+      - A retry whose C(CREATE INDEX) names an index that an earlier failed build left invalid is
+        refused before anything runs, in check mode too; drop that index first (C(DROP INDEX
+        CONCURRENTLY)), as the message says.
     type: list
     elements: str
     default: []
@@ -362,11 +382,13 @@ summary:
   sample: {"applied": 2, "already_applied": 6, "would_apply": 0, "failed": 0, "skipped": 0, "pending": 0}
 '''
 
+import errno
 import hashlib
 import os
 import pwd
 import re
 import socket
+import stat
 import time
 import zlib
 
@@ -895,19 +917,45 @@ def analyze_migrations(migrations):
         raise MigrationError(problems)
 
 
-def list_sql_entries(path):
-    """The *.sql entries of path (hidden ones left out), by name; MigrationError if it cannot be listed."""
+PATH_HINT = 'point path at the directory that holds the NNN_description.sql files'
+
+
+def list_entries(path):
+    """The entries of path, hidden ones left out, by name; MigrationError if it cannot be listed."""
     try:
         with os.scandir(path) as listing:
-            return sorted((e for e in listing if not e.name.startswith('.') and e.name.lower().endswith('.sql')),
-                          key=lambda e: e.name)
+            return sorted((e for e in listing if not e.name.startswith('.')), key=lambda e: e.name)
     except FileNotFoundError:
-        raise MigrationError(['%s does not exist' % path])
+        raise MigrationError(['%s does not exist (a dangling link counts as missing): %s' % (path, PATH_HINT)])
     except NotADirectoryError:
-        raise MigrationError(['%s is not a directory' % path])
-    except OSError as e:  # EACCES on it or on a parent directory
+        raise MigrationError(['%s is not a directory: %s' % (path, PATH_HINT)])
+    except OSError as e:  # EACCES on it or on a parent directory; ELOOP
+        if e.errno == errno.ELOOP:
+            raise MigrationError(['%s is a symbolic link that loops: %s' % (path, PATH_HINT)])
         raise MigrationError(['%s cannot be listed as %s (%s); give that user read and search permission on it '
                               'and search permission on its parent directories' % (path, os_user(), e.strerror or e)])
+
+
+def shown_name(name):
+    """A file name fit for a message: bytes that are not UTF-8 (kept by os as surrogates) as \\xNN."""
+    try:
+        name.encode('utf-8')
+        return name
+    except UnicodeEncodeError:
+        return name.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
+def link_problem(entry, name, error):
+    """What is wrong with an entry that cannot be followed (os.stat failed), as a person reads it."""
+    try:
+        target = shown_name(os.readlink(entry.path)) if entry.is_symlink() else None
+    except OSError:
+        target = None
+    if target is not None and error.errno == errno.ELOOP:
+        return '%s: a symbolic link to %s that loops back on itself; point it at a file or remove it' % (name, target)
+    if target is not None and error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return '%s: a symbolic link to %s, which does not exist; point it at a file or remove it' % (name, target)
+    return '%s: cannot be read (%s)' % (name, error.strerror or error)
 
 
 def read_file(path, max_size):
@@ -936,24 +984,38 @@ def read_file(path, max_size):
 def discover_migrations(path, max_size):
     """Read and check every migration file in path; return them in version order.
 
-    Raises MigrationError listing every problem found, before anything is written. Statements
-    are not split yet: the module splits only the files it will run (analyze_migrations), since
-    an applied file never runs again.
+    Raises MigrationError listing every problem found, before anything is written: one bad entry
+    never hides another, and no OSError escapes. Statements are not split yet: the module splits
+    only the files it will run (analyze_migrations), since an applied file never runs again.
     """
-    entries = list_sql_entries(path)
     root = os.path.realpath(path)
     problems = []
     by_number = {}
-    for entry in entries:
-        filename = entry.name
-        if entry.is_symlink():  # only a link can lead out of the directory
+    for entry in list_entries(path):
+        if not entry.name.lower().endswith('.sql'):
+            continue  # README.md, subdirectories: not ours (describe_path names them when nothing else is there)
+        filename = shown_name(entry.name)
+        if filename != entry.name:
+            problems.append('%s: the name is not valid UTF-8; rename the file' % filename)
+            continue
+        if entry.is_symlink():  # only a link can loop, dangle or lead out of the directory
+            try:
+                mode = os.stat(entry.path).st_mode
+            except OSError as e:
+                problems.append(link_problem(entry, filename, e))
+                continue
             real = os.path.realpath(entry.path)
             if os.path.commonpath([root, real]) != root:
                 problems.append('%s: a symbolic link to %s, outside the migrations directory' % (filename, real))
                 continue
-        if entry.is_dir():
+            is_dir, is_file = stat.S_ISDIR(mode), stat.S_ISREG(mode)
+        else:  # the type the listing gave: no system call for each of a thousand files
+            is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
+        if is_dir:
+            problems.append('%s: a directory, not a file; migrations are NNN_description.sql files directly in '
+                            'path: rename it or move it out' % filename)
             continue
-        if not entry.is_file() and os.path.exists(entry.path):  # a FIFO or a device: reading would hang
+        if not is_file:  # a FIFO or a device: reading would hang
             problems.append('%s: not a regular file' % filename)
             continue
         try:
@@ -976,6 +1038,90 @@ def discover_migrations(path, max_size):
     if problems:
         raise MigrationError(problems)
     return [by_number[k] for k in sorted(by_number)]
+
+
+# A directory of another tool's layout: <timestamp>_<name>/up.sql (diesel, sqlx's reversible
+# migrations, some Go tools) and the name it would have here.
+UP_SQL_NAMES = ('up.sql', 'migration.sql')
+LEADING_STAMP_RE = re.compile(r'^[0-9][0-9_.-]*')
+
+
+def _names(items, limit=5):
+    items = sorted(items)
+    shown = ', '.join(items[:limit])
+    return shown + (' and %d more' % (len(items) - limit) if len(items) > limit else '')
+
+
+def _subdirectory_files(path):
+    """Names of the regular files and links in a subdirectory; empty when it cannot be listed."""
+    try:
+        with os.scandir(path) as listing:
+            return [e.name for e in listing if not e.name.startswith('.')]
+    except OSError:
+        return []
+
+
+def describe_path(path):
+    """What a directory without any migration file holds, in words, and what to do about it.
+
+    An empty or wrong path once applied nothing and reported success while the migrations
+    silently never ran: the caller turns this into an error unless allow_empty is set.
+    """
+    try:
+        entries = list_entries(path)
+    except MigrationError as e:
+        return e.problems[0]
+    foreign, nested, other_dirs, other_files = [], [], [], []
+    for entry in entries:
+        name = shown_name(entry.name)
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            other_files.append(name)
+            continue
+        inside = _subdirectory_files(entry.path)
+        up = [f for f in inside if f.lower() in UP_SQL_NAMES]
+        if up:
+            foreign.append('%s/%s' % (name, up[0]))
+        elif any(FILENAME_RE.match(f) for f in inside):
+            nested.append(name)
+        else:
+            other_dirs.append(name)
+    found, todo = [], []
+    if foreign:
+        found.append('%d subfolder%s with an up.sql (%s), the layout of diesel and similar tools'
+                     % (len(foreign), '' if len(foreign) == 1 else 's', _names(foreign)))
+        example = LEADING_STAMP_RE.sub('', foreign[0].split('/')[0]).strip('_-.') or 'name'
+        todo.append('this tool applies NNN_description.sql files placed directly in path, each in one '
+                    'transaction: copy each up.sql there under such a name, in the order they ran (for '
+                    'example %s/%s -> 001_%s.sql)' % (foreign[0].split('/')[0], foreign[0].split('/')[1],
+                                                      re.sub(r'[^A-Za-z0-9_-]', '_', example)))
+    if nested:
+        found.append('subfolder%s holding NNN_description.sql files: %s'
+                     % ('' if len(nested) == 1 else 's', _names(nested)))
+        todo.append('point path at the subfolder that holds them (for example %s)'
+                    % os.path.join(path, nested[0]))
+    if other_dirs:
+        found.append('other subfolders: %s' % _names(other_dirs))
+    if other_files:
+        found.append('other files: %s' % _names(other_files))
+    if not todo:
+        todo.append(PATH_HINT)
+    return ('%s holds no migration file (NNN_description.sql, directly in it): %s. Nothing was applied; %s. '
+            'If a directory without migrations is expected here, set allow_empty: true'
+            % (path, '; '.join(found) if found else 'it is empty' + (' but for hidden entries'
+                                                                      if _has_hidden(path) else ''),
+               '; '.join(todo)))
+
+
+def _has_hidden(path):
+    try:
+        with os.scandir(path) as listing:
+            return any(e.name.startswith('.') for e in listing)
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -1109,6 +1255,39 @@ def error_line(statement, position):
     except (TypeError, ValueError):
         return statement.line
     return statement.line + statement.text.count('\n', 0, max(0, offset))
+
+
+def invalid_indexes_before_retry(db, migrations):
+    """Problems for retried no-transaction files that name an index an earlier failed build left
+    invalid: the retry cannot succeed (IF NOT EXISTS skips the index and the module then refuses to
+    record the file; without it, the CREATE fails), so it is refused before anything runs, and the
+    dry run says so too. A partitioned index is left out (a retry may still attach its partitions),
+    and so is a file that sets search_path, whose names only its own session resolves."""
+    problems = []
+    for mig in migrations:
+        if 'search_path' in mig.sql.lower():
+            continue
+        for statement in mig.statements:
+            target = index_targets(statement)
+            if not target or target['kind'] != 'create' or target['index'] is None:
+                continue
+            try:
+                name = db.value(
+                    "SELECT format('%%I.%%I', n.nspname, c.relname) AS v FROM pg_catalog.pg_class c "
+                    "JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE NOT i.indisvalid AND c.relkind = 'i' AND c.relname = %s AND c.relnamespace = "
+                    "(SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = to_regclass(%s))",
+                    (target['index'], regclass_text(target['table'])))
+            except SqlFailure:
+                continue  # a name the server cannot resolve: the statement will say so
+            if name:
+                problems.append(
+                    '%s line %d: index %s is invalid, left by an earlier failed build; the retry would keep it '
+                    '(IF NOT EXISTS) or fail on it, and an invalid index enforces nothing. Drop it with DROP INDEX '
+                    'CONCURRENTLY %s; and fix what made the build fail (for a unique index, the duplicate rows), '
+                    'then rerun with retry_incomplete: ["%s"]' % (mig.filename, statement.line, name, name, mig.version))
+    return problems
 
 
 def default_lock_key(table):
@@ -1261,8 +1440,7 @@ def read_history(db, table_sql):
     if columns is None:
         return {}, None
     if 'version' not in columns or 'name' not in columns:
-        raise MigrationError(['history table %s exists but has no version/name columns; choose another '
-                              'table with the table option' % table_sql])
+        raise MigrationError([foreign_history_table(table_sql, table_column_types(db, table_sql))])
     checksum = 'checksum' if 'checksum' in columns else 'NULL'
     applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
     history = {}
@@ -1273,6 +1451,48 @@ def read_history(db, table_sql):
             history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
                                    applied_at=r['applied_at'])
     return history, columns
+
+
+# Other tools' history tables, by the columns that tell them apart (all must be there).
+FOREIGN_HISTORY_TABLES = (
+    ({'installed_rank', 'version', 'script', 'success'}, 'Flyway\'s (flyway_schema_history)'),
+    ({'version', 'dirty'}, 'golang-migrate\'s'),
+    ({'version_id', 'is_applied'}, 'goose\'s (goose_db_version)'),
+    ({'version', 'description', 'installed_on', 'success', 'checksum'}, 'sqlx\'s (_sqlx_migrations)'),
+    ({'version', 'run_on'}, 'diesel\'s (__diesel_schema_migrations)'),
+    ({'version_num'}, 'Alembic\'s (alembic_version)'),
+    ({'id', 'author', 'filename', 'md5sum'}, 'Liquibase\'s (databasechangelog)'),
+    ({'migration_name', 'finished_at', 'applied_steps_count'}, 'Prisma\'s (_prisma_migrations)'),
+    ({'app', 'name', 'applied'}, 'Django\'s (django_migrations)'),
+    ({'name', 'batch', 'migration_time'}, 'Knex\'s (knex_migrations)'),
+    ({'version', 'migration_name', 'start_time'}, 'Phinx\'s (phinxlog)'),
+)
+
+
+def table_column_types(db, table_sql):
+    """[(column, type)] of an existing table, in column order."""
+    return [(r['attname'], r['type']) for r in db.rows(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (table_sql,))]
+
+
+def foreign_history_table(table_sql, column_types):
+    """Why a history table that lacks version or name cannot be ours: the columns it has, the tool
+    it looks like, and what to do."""
+    names = set(c for c, _ in column_types)
+    lacking = [c for c in ('version', 'name') if c not in names]
+    tool = next((label for wanted, label in FOREIGN_HISTORY_TABLES if wanted <= names), None)
+    if tool is None and names == {'version'}:
+        tool = 'Rails\' or dbmate\'s'  # both keep a lone version column in schema_migrations
+    return ('the history table %s exists but is not one this tool can use: its columns are %s, without %s. '
+            '%s. Nothing was applied. Give this tool a history table of its own with the table option (the '
+            'role variable db_deploy_table), for example table: st44_schema_migrations; or, if the table is not '
+            'needed where it is, rename or move it (ALTER TABLE %s RENAME TO ..., or SET SCHEMA ...)'
+            % (table_sql, ', '.join('%s %s' % ct for ct in column_types) or 'none',
+               ' or '.join(lacking),
+               'It looks like %s history table, which this tool must not write to' % tool if tool
+               else 'Another tool probably keeps it', table_sql))
 
 
 def read_incomplete(db, table_sql):
@@ -1367,14 +1587,129 @@ def describe_lock_holder(db, key):
 
 
 # ---------------------------------------------------------------------------
+# Indexes a no-transaction file builds or relies on (pure parsing)
+# ---------------------------------------------------------------------------
+
+# A name or keyword, a "quoted identifier", a dot, or one other character; after whitespace and
+# comments (nested /* */ are rare in a statement's head and end the parse at worst).
+NAME_TOKEN_RE = re.compile(r'(?:\s+|--[^\n]*|/\*.*?\*/)*(?:("(?:[^"]|"")*")|(' + _IDENT + r')|(\S))', re.DOTALL)
+
+
+def name_tokens(text, limit=40):
+    """The first tokens of a statement: ('word', ASCII-lowered as the server folds it, upper-cased),
+    ('ident', exact text of a quoted name, None) or ('char', c, None)."""
+    tokens, pos = [], 0
+    while len(tokens) < limit:
+        m = NAME_TOKEN_RE.match(text, pos)
+        if m is None:
+            break
+        pos = m.end()
+        if m.group(1):
+            tokens.append(('ident', m.group(1)[1:-1].replace('""', '"'), None))
+        elif m.group(2):
+            word = m.group(2)
+            tokens.append(('word', word.translate(_ASCII_LOWER), word.upper()))
+        else:
+            tokens.append(('char', m.group(3), None))
+    return tokens
+
+
+_ASCII_LOWER = dict((c, c + 32) for c in range(65, 91))
+
+
+def _qualified_name(tokens, i):
+    """(parts, next index) of a possibly qualified name at tokens[i], or (None, i)."""
+    parts = []
+    while i < len(tokens) and tokens[i][0] in ('word', 'ident'):
+        parts.append(tokens[i][1])
+        if i + 1 < len(tokens) and tokens[i + 1][:2] == ('char', '.'):
+            i += 2
+            continue
+        return parts, i + 1
+    return (parts or None), i
+
+
+def regclass_text(parts):
+    """A name for to_regclass that means exactly these parts: each one quoted."""
+    return '.'.join('"%s"' % p.replace('"', '""') for p in parts)
+
+
+def index_targets(statement):
+    """What of the catalog a statement builds or relies on that a failure can leave invalid:
+    a dict with kind 'create' (index: name or None, table: parts), 'reindex' (what: INDEX, TABLE,
+    SCHEMA, DATABASE or SYSTEM; name: parts), 'attach' (index: parts of the parent index), or None.
+
+    CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON [ONLY] table;
+    REINDEX [(options)] what CONCURRENTLY name; ALTER INDEX [IF EXISTS] name ATTACH PARTITION child.
+    """
+    words = statement.words
+    if not words or words[0] not in ('CREATE', 'REINDEX', 'ALTER'):
+        return None
+    tokens = name_tokens(statement.text)
+    keys = [t[2] for t in tokens]  # upper-cased words, None for other tokens
+    i = 1
+    if keys[0] == 'CREATE':
+        if keys[i:i + 1] == ['UNIQUE']:
+            i += 1
+        if keys[i:i + 1] != ['INDEX']:
+            return None
+        i += 1
+        if keys[i:i + 1] == ['CONCURRENTLY']:
+            i += 1
+        if keys[i:i + 3] == ['IF', 'NOT', 'EXISTS']:
+            i += 3
+        name = None
+        if keys[i:i + 1] != ['ON'] and i < len(tokens) and tokens[i][0] in ('word', 'ident'):
+            name, i = tokens[i][1], i + 1
+        if keys[i:i + 1] != ['ON']:
+            return None
+        i += 1
+        if keys[i:i + 1] == ['ONLY']:
+            i += 1
+        table, i = _qualified_name(tokens, i)
+        return dict(kind='create', index=name, table=table) if table else None
+    if keys[0] == 'REINDEX':
+        if 'CONCURRENTLY' not in words[:4]:
+            return None  # a plain REINDEX runs as one transaction: it leaves nothing invalid
+        if keys[i:i + 1] == [None] and tokens[i][1] == '(':
+            while i < len(tokens) and tokens[i][:2] != ('char', ')'):
+                i += 1
+            i += 1
+        if i >= len(keys) or keys[i] not in ('INDEX', 'TABLE', 'SCHEMA', 'DATABASE', 'SYSTEM'):
+            return None
+        what, i = keys[i], i + 1
+        if keys[i:i + 1] == ['CONCURRENTLY']:
+            i += 1
+        name, i = _qualified_name(tokens, i)
+        return dict(kind='reindex', what=what, name=name)
+    if keys[0] == 'ALTER' and keys[i:i + 1] == ['INDEX']:
+        i += 1
+        if keys[i:i + 2] == ['IF', 'EXISTS']:
+            i += 2
+        name, i = _qualified_name(tokens, i)
+        if name and keys[i:i + 2] == ['ATTACH', 'PARTITION']:
+            return dict(kind='attach', index=name)
+    return None
+
+
+# The scopes of index_scopes: which invalid indexes concern a statement.
+SCOPE_INDEX, SCOPE_TABLE, SCOPE_LEFTOVERS_OF_TABLE, SCOPE_LEFTOVERS_IN_SCHEMA, SCOPE_LEFTOVERS = range(5)
+# What REINDEX CONCURRENTLY names the copy it builds (and the old index it swaps out): a failure
+# leaves it behind, invalid.
+CC_LEFTOVER_RE = '_cc(new|old)[0-9]*$'
+
+
+# ---------------------------------------------------------------------------
 # Applying
 # ---------------------------------------------------------------------------
 
 class ApplyFailure(Exception):
     """A migration that failed: which statement, the server's error, how many attempts."""
 
-    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None):
+    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None,
+                 hint=None):
         self.mig = mig
+        self.hint = hint  # what to do, when the module knows better than "fix the file"
         self.statement = statement
         self.failure = failure
         self.during_commit = during_commit
@@ -1400,8 +1735,9 @@ class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
     def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, own_sql,
-                 concurrent_lock_timeout, sleep=time.sleep):
+                 concurrent_lock_timeout, sleep=time.sleep, retried=()):
         self.db = db
+        self.retried = set(retried)  # numbers of the no-transaction versions run again (retry_incomplete)
         # Before each migration: the run's session settings again (session_setup_sql).
         self.setup_sql = setup_sql
         # Inside a migration's transaction, before the module's own writes: the run's role and
@@ -1525,14 +1861,16 @@ class Runner(object):
         except SqlFailure as e:
             raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker,
                                progress=NOTHING_RAN)
+        retried = mig.number in self.retried
+        watched = []  # (scope, oid, statement): the indexes the file's statements build or rely on
         for index, statement in enumerate(mig.statements, 1):
+            progress = kept_before(statement.line, index == 1, retried)
             try:
                 self._mark('statement = %s', index, mig.version)
             except SqlFailure as e:
                 self.db.rollback_quietly()
                 raise ApplyFailure(mig, None, e, during='recording in %s that line %d starts'
-                                   % (marker, statement.line),
-                                   progress=kept_before(statement.line))
+                                   % (marker, statement.line), progress=progress)
             try:
                 self._run_outside_transaction(statement)
             except SqlFailure as e:
@@ -1542,7 +1880,10 @@ class Runner(object):
                     self._mark('error = %s', 'line %d: %s' % (error_line(statement, e.position), error), mig.version)
                 except SqlFailure:
                     self.db.rollback_quietly()  # connection gone: the row without an error says "interrupted"
-                raise ApplyFailure(mig, statement, e, note=note)
+                raise ApplyFailure(mig, statement, e, note=note, progress=progress)
+            # Resolved now, in the session the statement ran in (its search_path, its role).
+            watched.extend((scope, oid, statement) for scope, oid in self._index_scopes(statement))
+        self._refuse_invalid_indexes(mig, watched)
         try:
             self.db.run(self.setup_sql + 'BEGIN')
             self._ensure_history()
@@ -1553,8 +1894,7 @@ class Runner(object):
             self._forget_session_state()
             raise ApplyFailure(mig, None, e, during_commit=e.connection_lost,
                                during='recording it in the history table %s' % self.table_sql,
-                               progress='all its statements ran, but it is not recorded; it stays marked '
-                                        'incomplete and the next run explains how to retry it')
+                               progress=NOT_RECORDED)
         return elapsed
 
     def _run_outside_transaction(self, statement):
@@ -1578,33 +1918,157 @@ class Runner(object):
             except SqlFailure:
                 pass  # connection gone; the caller reports the statement's own error
 
-    def _invalid_indexes_note(self, statement):
-        """After a failed index build (CREATE or REINDEX ... CONCURRENTLY): the invalid indexes it
-        may have left, that no one is building now, and what to do."""
-        reason = needs_no_transaction(statement)
-        if not reason or not reason.startswith(('CREATE', 'REINDEX')) or 'CONCURRENTLY' not in reason:
-            return None
+    def _index_scopes(self, statement):
+        """[(scope, oid)] of what statement builds or relies on that a failure can leave invalid, with
+        names resolved as the session resolves them now; [] when nothing (or a name no longer there)."""
+        target = index_targets(statement)
+        if target is None:
+            return []
+        kind = target['kind']
         try:
-            invalid = [r['v'] for r in self.db.rows(
-                "SELECT format('%I.%I', n.nspname, c.relname) AS v FROM pg_catalog.pg_index i "
-                "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE NOT i.indisvalid AND i.indrelid NOT IN "
-                "(SELECT relid FROM pg_catalog.pg_stat_progress_create_index) ORDER BY 1 LIMIT 11")]
+            if kind == 'create' and target['index'] is not None:
+                # An index goes into its table's schema, whatever search_path says.
+                rows = self.db.rows(
+                    "SELECT %s AS scope, c.oid::bigint AS oid FROM pg_catalog.pg_class c WHERE c.relname = %s "
+                    "AND c.relkind IN ('i', 'I') AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class "
+                    "WHERE oid = to_regclass(%s))", (SCOPE_INDEX, target['index'], regclass_text(target['table'])))
+            elif kind == 'create':  # a name the server chooses: every index of the table
+                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid",
+                                    (SCOPE_TABLE, regclass_text(target['table'])))
+            elif kind == 'attach':
+                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid",
+                                    (SCOPE_INDEX, regclass_text(target['index'])))
+            elif target['what'] == 'INDEX' and target['name']:
+                rows = self.db.rows(
+                    "SELECT %s AS scope, i.indexrelid::bigint AS oid FROM pg_catalog.pg_index i "
+                    "WHERE i.indexrelid = to_regclass(%s) UNION ALL SELECT %s, i.indrelid::bigint "
+                    "FROM pg_catalog.pg_index i WHERE i.indexrelid = to_regclass(%s)",
+                    (SCOPE_INDEX, regclass_text(target['name']), SCOPE_LEFTOVERS_OF_TABLE,
+                     regclass_text(target['name'])))
+            elif target['what'] == 'TABLE' and target['name']:
+                rows = self.db.rows(
+                    "SELECT %s AS scope, c.oid::bigint AS oid FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s) "
+                    "UNION ALL SELECT %s, c.reltoastrelid::bigint FROM pg_catalog.pg_class c "
+                    "WHERE c.oid = to_regclass(%s) AND c.reltoastrelid <> 0",
+                    (SCOPE_TABLE, regclass_text(target['name']), SCOPE_TABLE, regclass_text(target['name'])))
+            elif target['what'] == 'SCHEMA' and target['name']:
+                rows = self.db.rows("SELECT %s AS scope, to_regnamespace(%s)::oid::bigint AS oid",
+                                    (SCOPE_LEFTOVERS_IN_SCHEMA, regclass_text(target['name'])))
+            else:  # DATABASE, SYSTEM
+                rows = [dict(scope=SCOPE_LEFTOVERS, oid=0)]
+        except SqlFailure:
+            return []  # a name the server cannot resolve: the statement itself said so, or will
+        return [(r['scope'], r['oid']) for r in rows if r['oid'] is not None]
+
+    def _invalid_indexes(self, watched):
+        """[(index row, statement)] of the invalid indexes among those watched, each with the first
+        statement that concerns it; indexes another session is building right now are left out."""
+        if not watched:
+            return []
+        def oids(*scopes):
+            return '{%s}' % ','.join(str(oid) for scope, oid, _ in watched if scope in scopes)
+        rows = self.db.rows(
+            "SELECT format('%%I.%%I', n.nspname, c.relname) AS name, c.oid::bigint AS oid, "
+            "i.indrelid::bigint AS tbl, c.relnamespace::bigint AS nsp, c.relkind::text AS kind, "
+            "c.relname ~ %s AS leftover FROM pg_catalog.pg_index i "
+            "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE NOT i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p "
+            "WHERE p.relid = i.indrelid AND p.pid <> pg_backend_pid()) "
+            "AND (c.oid = ANY (%s::oid[]) OR i.indrelid = ANY (%s::oid[]) OR (c.relname ~ %s AND "
+            "(i.indrelid = ANY (%s::oid[]) OR c.relnamespace = ANY (%s::oid[]) OR %s))) ORDER BY 1",
+            (CC_LEFTOVER_RE, oids(SCOPE_INDEX), oids(SCOPE_TABLE), CC_LEFTOVER_RE, oids(SCOPE_LEFTOVERS_OF_TABLE),
+             oids(SCOPE_LEFTOVERS_IN_SCHEMA), any(scope == SCOPE_LEFTOVERS for scope, _, _ in watched)))
+        found = []
+        for row in rows:
+            for scope, oid, statement in watched:
+                if ((scope == SCOPE_INDEX and oid == row['oid']) or (scope == SCOPE_TABLE and oid == row['tbl'])
+                        or (row['leftover'] and (scope == SCOPE_LEFTOVERS
+                                                 or (scope == SCOPE_LEFTOVERS_OF_TABLE and oid == row['tbl'])
+                                                 or (scope == SCOPE_LEFTOVERS_IN_SCHEMA and oid == row['nsp'])))):
+                    found.append((row, statement))
+                    break
+        return found
+
+    def _refuse_invalid_indexes(self, mig, watched):
+        """Before a no-transaction file is recorded: every index its statements build or rely on must
+        be valid. An invalid one enforces nothing (a unique index then accepts duplicates) and no
+        query uses it; CREATE INDEX IF NOT EXISTS on a retry skips the invalid index an earlier
+        failed build left, and would otherwise get the file recorded as applied."""
+        try:
+            invalid = self._invalid_indexes(watched)
+        except SqlFailure as e:
+            raise ApplyFailure(mig, None, e, during='checking that the indexes it built are valid',
+                               progress=NOT_RECORDED)
+        if not invalid:
+            return
+        names = [row['name'] for row, _ in invalid]
+        partitioned = [row['name'] for row, _ in invalid if row['kind'] == 'I']
+        plain = [n for n in names if n not in partitioned]
+        failure = ModuleCheck('%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
+                              '%s. A failed CREATE INDEX or REINDEX CONCURRENTLY (in this run or an earlier one) '
+                              'leaves its index invalid, and CREATE INDEX IF NOT EXISTS keeps an existing one as it '
+                              'is%s' % ('index' if len(names) == 1 else 'indexes', ', '.join(names),
+                                        'is' if len(names) == 1 else 'are', 'it' if len(names) == 1 else 'them',
+                                        'it' if len(names) == 1 else 'them',
+                                        '; a partitioned index stays invalid until an index of every partition is '
+                                        'attached to it' if partitioned else ''))
+        todo = []
+        if plain:
+            todo.append('drop %s (%s) and fix what made the build fail (for a unique index, the duplicate rows)'
+                        % ('it' if len(plain) == 1 else 'them',
+                           ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in plain)))
+        if partitioned:
+            todo.append('attach an index of every remaining partition to %s (ALTER INDEX ... ATTACH PARTITION), '
+                        'or drop it (DROP INDEX %s;)' % (', '.join(partitioned), ', '.join(partitioned)))
+        todo = '; '.join(todo)
+        hint = '%s%s; then rerun with retry_incomplete: ["%s"].' % (todo[0].upper(), todo[1:], mig.version)
+        try:
+            self._mark('error = %s', 'line %d: %s. %s' % (invalid[0][1].line, failure.message, hint), mig.version)
+        except SqlFailure:
+            self.db.rollback_quietly()
+        raise ApplyFailure(mig, invalid[0][1], failure, progress=NOT_RECORDED, hint=hint)
+
+    def _invalid_indexes_note(self, statement):
+        """After a statement of a no-transaction file failed: the invalid indexes it built or relies
+        on (not those of other statements), and what to do."""
+        try:
+            invalid = self._invalid_indexes([(scope, oid, statement) for scope, oid in self._index_scopes(statement)])
         except SqlFailure:
             return None
         if not invalid:
             return None
-        listed = ', '.join(invalid[:10]) + (' and more' if len(invalid) > 10 else '')
-        return ('invalid indexes in the database now: %s. A failed %s leaves its new index invalid: drop it '
-                'with DROP INDEX CONCURRENTLY before the retry (CREATE INDEX ... IF NOT EXISTS would keep an '
-                'invalid one)' % (listed, reason))
+        names = [row['name'] for row, _ in invalid]
+        listed = ', '.join(names[:10]) + (' and more' if len(names) > 10 else '')
+        reason = needs_no_transaction(statement) or 'index build'
+        return ('invalid %s left: %s. A failed %s (this attempt or an earlier one) leaves its new index invalid: drop '
+                'it with %s before the retry (CREATE INDEX ... IF NOT EXISTS would keep an invalid one)'
+                % ('index' if len(names) == 1 else 'indexes', listed, reason,
+                   ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in names[:10])))
 
 
-def kept_before(line):
-    """What stays of a no-transaction file stopped at line."""
-    return ('statements before line %s stayed applied; it is marked incomplete and the next run explains how to '
-            'retry it' % line)
+def kept_before(line, first=False, retried=False):
+    """What stays of a no-transaction file stopped at the statement that starts at line."""
+    if first:
+        kept = 'it stopped at its first statement (line %s), so no statement of it completed in this run' % line
+    else:
+        kept = 'statements before line %s %s applied' % (line, 'ran again and stayed' if retried else 'stayed')
+    if retried:
+        kept += '; what an earlier run of it did stays as that run left it'
+    return kept + '; it is marked incomplete and the next run explains how to retry it'
+
+
+NOT_RECORDED = ('all its statements ran, but it is not recorded as applied; it stays marked incomplete and the next run '
+                'explains how to retry it')
+
+
+class ModuleCheck(SqlFailure):
+    """A check of the module's own that stops a migration, in the shape of a server error."""
+
+    def __init__(self, message):  # pylint: disable=super-init-not-called
+        self.connection_closed = False
+        self.sqlstate = self.detail = self.hint = self.context = self.position = None
+        self.message = message
+        Exception.__init__(self, message)
 
 
 def failure_message(failure, applied_versions, check_hint):
@@ -1642,10 +2106,17 @@ def failure_message(failure, applied_versions, check_hint):
     elif transactional:
         text += '. Nothing of %s was applied (its transaction was rolled back)' % version
     else:
-        text += '. %s is a no-transaction migration: %s' % (version, failure.progress or kept_before(d['line']))
+        progress = failure.progress
+        if progress is None:
+            statement = failure.statement
+            progress = (kept_before(statement.line, statement is failure.mig.statements[0]) if statement
+                        else kept_before(d['line']))
+        text += '. %s is a no-transaction migration: %s' % (version, progress)
     # What to do, the most specific cause first.
     retry = not transactional and failure.progress != NOTHING_RAN  # else it is not marked incomplete
-    if lost and transactional and not failure.during_commit:
+    if failure.hint:
+        check_hint = failure.hint
+    elif lost and transactional and not failure.during_commit:
         check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
     elif lost:
         check_hint = ('Once the server accepts connections, rerun%s.'
@@ -1684,6 +2155,7 @@ def argument_spec():
         statement_timeout=dict(type='str'),
         applied_by=dict(type='str'),
         max_file_size=dict(type='int', default=50 * 1024 * 1024),
+        allow_empty=dict(type='bool', default=False),
     )
     return spec
 
@@ -1877,6 +2349,8 @@ def run(module, db, migrations, names, result):
         analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
     except MigrationError as e:
         plan['problems'].extend(e.problems)
+    plan['problems'].extend(invalid_indexes_before_retry(
+        db, [m for m in plan['to_apply'] if m.number in incomplete and m.statements is not None]))
     for warning in plan['warnings']:
         module.warn(warning)
     result.update(entries=plan['entries'], missing=plan['missing'],
@@ -1893,7 +2367,8 @@ def run(module, db, migrations, names, result):
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
     runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
-                    setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip())
+                    setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip(),
+                    retried=[mig.number for mig in plan['to_apply'] if mig.number in incomplete])
     execute_plan(runner, plan, entries_by_version, result)
 
 
@@ -1954,6 +2429,9 @@ def main():
         except MigrationError as e:
             raise TaskFailure('migration files in %s are not valid, nothing was applied: %s'
                               % (params['path'], '; '.join(e.problems)), problems=e.problems)
+        if not migrations and not params['allow_empty']:
+            description = describe_path(params['path'])
+            raise TaskFailure(description, problems=[description])
         names = dict(table=pg_quote_identifier(params['table'], 'table'),
                      marker=pg_quote_identifier(incomplete_table_name(params['table']), 'table'),
                      applied_by=params['applied_by'] or default_applied_by())

@@ -470,12 +470,6 @@ def test_set_session_authorization_in_a_file_does_not_reach_the_history(db, migr
         db.sql(f'DROP OWNED BY "{user}"; DROP ROLE "{user}"')
 
 
-def test_empty_directory_is_a_no_op(db, migrate, mdir):
-    run = migrate(mdir)
-    assert run.rc == 0
-    assert run.result["changed"] is False and run.result["migrations"] == []
-
-
 # --- no-transaction migrations ----------------------------------------------
 
 def test_no_transaction_migration_runs_outside_a_transaction(db, migrate, mdir):
@@ -593,7 +587,7 @@ def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, mi
         assert time.monotonic() - started < 30
         assert run.rc == 2
         assert "002_index.sql line 2: SQLSTATE 55P03" in run.result["msg"]
-        assert "invalid indexes in the database now: public.t_id" in run.result["msg"]
+        assert "invalid index left: public.t_id." in run.result["msg"]
         assert "retry it (retry_incomplete) when that session is gone" in run.result["msg"]
 
 
@@ -607,11 +601,11 @@ def test_failed_create_index_concurrently_names_the_invalid_index_to_drop(db, mi
     assert run.rc == 2
     msg = run.result["msg"]
     assert "002_index.sql line 2: SQLSTATE 23505" in msg
-    assert ("invalid indexes in the database now: public.t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY leaves its "
-            "new index invalid: drop it with DROP INDEX CONCURRENTLY before the retry") in msg
+    assert ("invalid index left: public.t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY (this attempt or an earlier "
+            "one) leaves its new index invalid: drop it with DROP INDEX CONCURRENTLY public.t_id; before the retry") in msg
     assert db.sql("SELECT error FROM schema_migrations_incomplete")[0][0].startswith(
         "line 2: SQLSTATE 23505: could not create unique index \"t_id\" DETAIL: Key (id)=(1) is duplicated. "
-        "invalid indexes in the database now: public.t_id.")
+        "invalid index left: public.t_id.")
 
     write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
           f"REINDEX DATABASE not_{db.name[:40]};\n")

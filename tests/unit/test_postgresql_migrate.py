@@ -699,8 +699,76 @@ def test_other_files_hidden_files_and_subdirectories_are_ignored(tmp_path):
     write(tmp_path, ".002_swap.sql", "garbage '")
     write(tmp_path, "003_a.sql.orig", "garbage '")
     write(tmp_path, "archive/004_old.sql", "garbage '")
-    (tmp_path / "005_dir.sql").mkdir()
     assert [m.filename for m in pm.discover_migrations(str(tmp_path), MIB)] == ["001_a.sql"]
+
+
+def test_every_bad_entry_is_named_at_once_and_none_raises(tmp_path):
+    # A symlink loop used to end the run with "[Errno 40]", naming no other bad file.
+    write(tmp_path, "001_good.sql")
+    os.symlink("loop_b.sql", str(tmp_path / "002_loop.sql"))
+    os.symlink("002_loop.sql", str(tmp_path / "loop_b.sql"))
+    os.symlink("gone.sql", str(tmp_path / "003_dangling.sql"))
+    (tmp_path / "004_dir.sql").mkdir()
+    write(tmp_path, "005_latin1.sql", b"SELECT '\xe9';\n")
+    write(tmp_path, "006_a.sql")
+    write(tmp_path, "6_b.sql")
+    write(tmp_path, "007_big.sql", "SELECT 1;\n" * 20)
+    write(tmp_path, b"008_caf\xe9.sql".decode("utf-8", "surrogateescape"))
+    assert discovery_problems(tmp_path, max_size=100) == [
+        "002_loop.sql: a symbolic link to loop_b.sql that loops back on itself; point it at a file or remove it",
+        "003_dangling.sql: a symbolic link to gone.sql, which does not exist; point it at a file or remove it",
+        "004_dir.sql: a directory, not a file; migrations are NNN_description.sql files directly in path: "
+        "rename it or move it out",
+        "005_latin1.sql: not valid UTF-8 (byte 0xe9 at line 1); save the file as UTF-8",
+        "007_big.sql: 200 bytes is larger than max_file_size (100)",
+        "008_caf\\xe9.sql: the name is not valid UTF-8; rename the file",
+        "006_a.sql and 6_b.sql: duplicate version 6",
+        "loop_b.sql: a symbolic link to 002_loop.sql that loops back on itself; point it at a file or remove it",
+    ]
+
+
+def test_path_that_is_a_symlink_loop_is_a_message(tmp_path):
+    os.symlink("b", str(tmp_path / "a"))
+    os.symlink("a", str(tmp_path / "b"))
+    assert discovery_problems(tmp_path / "a") == [
+        "%s is a symbolic link that loops: point path at the directory that holds the NNN_description.sql files"
+        % (tmp_path / "a")]
+
+
+# ---------------------------------------------------------------------------
+# describe_path: a directory without migration files
+# ---------------------------------------------------------------------------
+
+def test_diesel_layout_is_described_with_what_to_do(tmp_path):
+    write(tmp_path, "2024-01-01-000000_create_users/up.sql")
+    write(tmp_path, "2024-01-01-000000_create_users/down.sql")
+    write(tmp_path, "2024-02-01-000000_add_tasks/up.sql")
+    write(tmp_path, "README.md")
+    text = pm.describe_path(str(tmp_path))
+    assert text.startswith("%s holds no migration file (NNN_description.sql, directly in it): 2 subfolders with an "
+                           "up.sql (2024-01-01-000000_create_users/up.sql, 2024-02-01-000000_add_tasks/up.sql), the "
+                           "layout of diesel and similar tools; other files: README.md. Nothing was applied; "
+                           % tmp_path)
+    assert "(for example 2024-01-01-000000_create_users/up.sql -> 001_create_users.sql)" in text
+    assert text.endswith("If a directory without migrations is expected here, set allow_empty: true")
+
+
+def test_migrations_one_level_down_are_pointed_at(tmp_path):
+    write(tmp_path, "db/migrations/001_a.sql")
+    write(tmp_path, "migrations/001_a.sql")
+    (tmp_path / "src").mkdir()
+    text = pm.describe_path(str(tmp_path))
+    assert "subfolder holding NNN_description.sql files: migrations; other subfolders: db" in text
+    assert "point path at the subfolder that holds them (for example %s/migrations)" % tmp_path in text
+
+
+@pytest.mark.parametrize("hidden, says", [(False, "it is empty."), (True, "it is empty but for hidden entries.")])
+def test_empty_directory_is_described(tmp_path, hidden, says):
+    if hidden:
+        write(tmp_path, ".gitkeep")
+    text = pm.describe_path(str(tmp_path))
+    assert says in text
+    assert "point path at the directory that holds the NNN_description.sql files" in text
 
 
 def test_upper_case_extension_is_reported_not_ignored(tmp_path):
@@ -712,7 +780,8 @@ def test_unreadable_file_is_reported(tmp_path):
     # a dangling symbolic link cannot be read, even by root
     write(tmp_path, "001_a.sql")
     os.symlink("gone.sql", str(tmp_path / "002_gone.sql"))
-    assert discovery_problems(tmp_path) == ["002_gone.sql: cannot be read (No such file or directory)"]
+    assert discovery_problems(tmp_path) == [
+        "002_gone.sql: a symbolic link to gone.sql, which does not exist; point it at a file or remove it"]
 
 
 def test_fifo_is_refused_instead_of_read(tmp_path):
@@ -764,7 +833,9 @@ def test_directory_reached_through_a_symlink_is_accepted(tmp_path):
 ], ids=["a-file", "missing"])
 def test_path_must_be_a_directory(tmp_path, make_path, says):
     path = make_path(tmp_path)
-    assert discovery_problems(path) == ["%s %s" % (path, says)]
+    (problem,) = discovery_problems(path)
+    assert problem.startswith("%s %s" % (path, says))
+    assert problem.endswith("point path at the directory that holds the NNN_description.sql files")
 
 
 def test_directory_the_user_cannot_list_is_named_with_the_user_and_what_to_do(tmp_path):
@@ -1395,7 +1466,8 @@ def test_lock_timeout_of_a_no_transaction_file_says_retry_it(orders_index):
     failure = pm.ApplyFailure(orders_index, orders_index.statements[0],
                               sql_failure("55P03", "canceling statement due to lock timeout"))
     assert pm.failure_message(failure, [], "Fix the file and rerun.").endswith(
-        "004 is a no-transaction migration: statements before line 2 stayed applied; it is marked incomplete and "
+        "004 is a no-transaction migration: it stopped at its first statement (line 2), so no statement of it "
+        "completed in this run; it is marked incomplete and "
         "the next run explains how to retry it. Applied by this run before it: none. The file is not the cause; "
         "retry it (retry_incomplete) when that session is gone.")
 
@@ -1447,3 +1519,61 @@ def test_failure_message_for_statement_that_refuses_a_transaction(orders):
         "25001", "CREATE DATABASE cannot run inside a transaction block"))
     assert ('. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a '
             'transaction') in pm.failure_message(failure, [], "Fix the file and rerun.")
+
+
+# ---------------------------------------------------------------------------
+# foreign_history_table: another tool's table where the history table should be
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("columns, looks_like", [
+    (["installed_rank", "version", "description", "type", "script", "checksum", "installed_by", "installed_on",
+      "execution_time", "success"], "Flyway's (flyway_schema_history)"),
+    (["version", "dirty"], "golang-migrate's"),
+    (["id", "version_id", "is_applied", "tstamp"], "goose's (goose_db_version)"),
+    (["version", "description", "installed_on", "success", "checksum", "execution_time"],
+     "sqlx's (_sqlx_migrations)"),
+    (["version"], "Rails' or dbmate's"),
+    (["id", "app", "name", "applied"], "Django's (django_migrations)"),
+])
+def test_another_tools_history_table_is_recognised(columns, looks_like):
+    text = pm.foreign_history_table("public.schema_migrations", [(c, "text") for c in columns])
+    assert "its columns are %s, without" % ", ".join("%s text" % c for c in columns) in text
+    assert "It looks like %s history table, which this tool must not write to" % looks_like in text
+    assert "the table option (the role variable db_deploy_table)" in text
+
+
+# ---------------------------------------------------------------------------
+# index_targets: what a no-transaction statement builds or relies on
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, target", [
+    ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx ON t (c)", dict(kind="create", index="idx", table=["t"])),
+    ("create index concurrently on \"App\".\"T\" using btree (c)", dict(kind="create", index=None, table=["App", "T"])),
+    ("CREATE INDEX /* why */ CONCURRENTLY \"Big\" -- note\n ON ONLY s.Orders(c)",
+     dict(kind="create", index="Big", table=["s", "orders"])),
+    ("CREATE INDEX \"on\" ON t (c)", dict(kind="create", index="on", table=["t"])),
+    ("REINDEX (VERBOSE) INDEX CONCURRENTLY s.idx", dict(kind="reindex", what="INDEX", name=["s", "idx"])),
+    ("REINDEX TABLE CONCURRENTLY t", dict(kind="reindex", what="TABLE", name=["t"])),
+    ("REINDEX SCHEMA CONCURRENTLY app", dict(kind="reindex", what="SCHEMA", name=["app"])),
+    ("ALTER INDEX IF EXISTS app.p_idx ATTACH PARTITION app.p1_idx", dict(kind="attach", index=["app", "p_idx"])),
+    ("REINDEX INDEX idx", None),  # one transaction: leaves nothing invalid
+    ("ALTER INDEX idx RENAME TO other", None),
+    ("CREATE TABLE t (id int)", None),
+    ("VACUUM t", None),
+])
+def test_index_targets(sql, target):
+    (statement,) = pm.split_statements(sql)
+    assert pm.index_targets(statement) == target
+
+
+@pytest.mark.parametrize("first, retried, text", [
+    (True, False, "it stopped at its first statement (line 2), so no statement of it completed in this run; "),
+    (False, False, "statements before line 2 stayed applied; "),
+    (False, True, "statements before line 2 ran again and stayed applied; what an earlier run of it did stays as "
+                  "that run left it; "),
+    (True, True, "it stopped at its first statement (line 2), so no statement of it completed in this run; what "
+                 "an earlier run of it did stays as that run left it; "),
+])
+def test_what_stays_of_a_stopped_no_transaction_file(first, retried, text):
+    assert pm.kept_before(2, first, retried) == (
+        text + "it is marked incomplete and the next run explains how to retry it")
