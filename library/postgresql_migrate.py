@@ -61,6 +61,14 @@ options:
         always an error, in check mode too.
     type: path
     required: true
+  option_prefix:
+    description:
+      - Put before the option names that hints in messages tell the reader to set (O(accept_checksums),
+        O(retry_incomplete), O(allow_out_of_order), O(allow_empty), O(target_version), O(max_file_size),
+        O(lock_wait), O(lock_retries)), for a caller that sets them through variables of its own. The
+        C(db_deploy) role passes C(db_deploy_), so its users read C(db_deploy_retry_incomplete).
+    type: str
+    default: ''
   allow_empty:
     description:
       - Accept a O(path) directory that holds no migration file (nothing is applied; the history is
@@ -2156,6 +2164,7 @@ def argument_spec():
         applied_by=dict(type='str'),
         max_file_size=dict(type='int', default=50 * 1024 * 1024),
         allow_empty=dict(type='bool', default=False),
+        option_prefix=dict(type='str', default=''),
     )
     return spec
 
@@ -2195,6 +2204,29 @@ def connection_hint(error):
     if 'no such file' in lowered or 'could not connect' in lowered or 'connection refused' in lowered:
         return 'check that PostgreSQL runs and that login_host, login_port or login_unix_socket point at it'
     return 'check the connection parameters'
+
+
+HINTED_OPTIONS = re.compile(r'(?<![\w.])(accept_checksums|retry_incomplete|allow_out_of_order|allow_empty|'
+                            r'target_version|max_file_size|lock_wait|lock_retries)(?!\w)')
+
+
+def hint_names(text, prefix):
+    """text with the options its hints name as the caller names them (option_prefix)."""
+    if not prefix or not isinstance(text, str):
+        return text
+    return HINTED_OPTIONS.sub(lambda m: prefix + m.group(1), text)
+
+
+def name_options(result, prefix):
+    """The result, its messages naming options as the caller names them."""
+    if 'msg' in result:
+        result['msg'] = hint_names(result['msg'], prefix)
+    if isinstance(result.get('problems'), list):
+        result['problems'] = [hint_names(text, prefix) for text in result['problems']]
+    for entry in result.get('migrations') or []:
+        if 'message' in entry:
+            entry['message'] = hint_names(entry['message'], prefix)
+    return result
 
 
 class TaskFailure(Exception):
@@ -2352,7 +2384,7 @@ def run(module, db, migrations, names, result):
     plan['problems'].extend(invalid_indexes_before_retry(
         db, [m for m in plan['to_apply'] if m.number in incomplete and m.statements is not None]))
     for warning in plan['warnings']:
-        module.warn(warning)
+        module.warn(hint_names(warning, module.params['option_prefix']))
     result.update(entries=plan['entries'], missing=plan['missing'],
                   drifted=[e['version'] for e in plan['entries'] if e['drift']],
                   incomplete=[dict(v) for _, v in sorted(incomplete.items())],
@@ -2440,7 +2472,8 @@ def main():
     except TaskFailure as e:
         finish_result(result, migrations, module._diff, module.check_mode)
         result.update(e.extra)
-        module.fail_json(msg=e.msg, **result)
+        result.update(msg=e.msg)
+        module.fail_json(**name_options(result, params['option_prefix']))
     except SqlFailure as e:
         finish_result(result, migrations, module._diff, module.check_mode)
         module.fail_json(msg='database error: %s. Migrations reported as applied stay applied; rerun when '
@@ -2450,7 +2483,8 @@ def main():
     finally:
         if db is not None:
             db.close()  # also releases the session advisory lock
-    module.exit_json(**finish_result(result, migrations, module._diff, module.check_mode))
+    module.exit_json(**name_options(finish_result(result, migrations, module._diff, module.check_mode),
+                                    params['option_prefix']))
 
 
 if __name__ == '__main__':

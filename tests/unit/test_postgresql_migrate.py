@@ -1577,3 +1577,16 @@ def test_index_targets(sql, target):
 def test_what_stays_of_a_stopped_no_transaction_file(first, retried, text):
     assert pm.kept_before(2, first, retried) == (
         text + "it is marked incomplete and the next run explains how to retry it")
+
+
+def test_hints_name_options_as_the_caller_names_them():
+    text = 'rerun with retry_incomplete: ["017"]; set allow_out_of_order: true; SET lock_timeout stays'
+    assert pm.hint_names(text, 'db_deploy_') == (
+        'rerun with db_deploy_retry_incomplete: ["017"]; set db_deploy_allow_out_of_order: true; '
+        'SET lock_timeout stays')
+    assert pm.hint_names(text, '') == text
+    assert pm.hint_names('db_deploy_allow_empty', 'db_deploy_') == 'db_deploy_allow_empty'
+    result = pm.name_options({'msg': 'set allow_empty: true', 'migrations': [{'message': 'beyond target_version 5'}]},
+                            'db_deploy_')
+    assert result == {'msg': 'set db_deploy_allow_empty: true',
+                      'migrations': [{'message': 'beyond db_deploy_target_version 5'}]}
