@@ -9,6 +9,7 @@ anything changes.
 from __future__ import annotations
 
 import re
+from secrets import token_urlsafe
 
 import pytest
 
@@ -87,3 +88,58 @@ def test_read_only_steps_of_a_deploy_with_pending_versions_report_no_change(depl
     plan = plan.split("TASK [", 1)[0]
     assert "ok: [localhost]" in plan and "changed:" not in plan, plan
     assert [line[1] for line in run.version_lines()] == list(ST44)
+
+
+ENTRY_POINTS = ["deploy-db.yml", "playbooks/status-db.yml", "playbooks/restore-db.yml"]
+
+
+def assert_refused_in_one_line(run, db, site, expected: str):
+    assert run.rc == 2, run.output
+    fatal = fatal_lines(run)
+    assert len(fatal) == 1, run.stdout
+    assert expected in fatal[0], fatal[0]
+    assert "Nothing was changed." in fatal[0]
+    # Not Ansible's own validation, which prints the whole argument spec.
+    assert "argument_spec_data" not in run.output and "TASK [db_deploy : Validating" not in run.stdout
+    assert max(len(line) for line in run.output.splitlines()) < 600
+    assert db.tables() == [] and site.shipped() == [] and site.backup_files() == []
+
+
+@pytest.mark.parametrize("playbook", ENTRY_POINTS)
+def test_a_misspelled_variable_in_the_inventory_is_refused_with_the_nearest_name(deploy, db, site, socket_vars,
+                                                                                 playbook):
+    run = deploy(playbook, vars=dict(socket_vars, db_deploy_backup_kep=3),
+                 extra_vars={"db_deploy_restore_confirm": db.name})
+
+    assert_refused_in_one_line(run, db, site,
+                               "db_deploy_backup_kep is not a variable of the db_deploy role: "
+                               "did you mean db_deploy_backup_keep?")
+
+
+def test_a_misspelled_extra_var_is_refused_with_the_nearest_name(deploy, db, site):
+    run = deploy(extra_vars={"db_deploy_relase_id": "r1"})
+
+    assert_refused_in_one_line(run, db, site, "db_deploy_relase_id is not a variable of the db_deploy role: "
+                                              "did you mean db_deploy_release_id?")
+
+
+@pytest.mark.parametrize("playbook", ENTRY_POINTS)
+def test_a_wrong_type_is_one_line_naming_the_variable_and_both_types(deploy, db, site, socket_vars, playbook):
+    run = deploy(playbook, vars=dict(socket_vars, db_deploy_backup_keep="seven", db_deploy_login_port="five"),
+                 extra_vars={"db_deploy_restore_confirm": db.name})
+
+    assert_refused_in_one_line(run, db, site, "db_deploy_backup_keep must be of type int, got str; "
+                                              "db_deploy_login_port must be of type int, got str.")
+    assert "seven" not in run.output and "five" not in run.output
+
+
+def test_a_wrong_type_never_shows_the_value_of_a_secret(deploy, db, site, socket_vars):
+    secret = "Pw-" + token_urlsafe(12)
+
+    run = deploy(vars=dict(socket_vars, db_deploy_smoke_status_codes=[200]),
+                 secrets={"db_deploy_smoke_body": [secret], "db_deploy_smoke_status_codes": [secret]})
+
+    assert run.rc == 2, run.output
+    assert "db_deploy_smoke_body must be of type dict, got list" in run.stdout
+    assert "db_deploy_smoke_status_codes must be of type list of int, got a list of str" in run.stdout
+    assert secret not in run.output
