@@ -22,13 +22,14 @@ def fatal_lines(run) -> list[str]:
     return [line for line in run.stdout.splitlines() if line.startswith("fatal:")]
 
 
-def test_status_fails_with_one_line_naming_the_role_variable_when_a_file_drifted(deploy, db, site):
+def test_status_fails_with_one_line_naming_the_role_variable_when_a_file_drifted(deploy, db, site, check_mode_lock):
     assert deploy().rc == 0
     path = site.migrations / "012_create_household_members_table.sql"
     path.write_text(path.read_text() + "\n-- edited after it was applied\n")
     before = (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"), site.shipped())
 
-    run = deploy("playbooks/status-db.yml")
+    with check_mode_lock():  # the status play's temporary directory
+        run = deploy("playbooks/status-db.yml")
 
     assert run.rc == 2, run.output
     fatal = fatal_lines(run)
@@ -41,11 +42,12 @@ def test_status_fails_with_one_line_naming_the_role_variable_when_a_file_drifted
     assert (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"), site.shipped()) == before
 
 
-def test_status_fails_when_a_recorded_version_has_no_file(deploy, db, site):
+def test_status_fails_when_a_recorded_version_has_no_file(deploy, db, site, check_mode_lock):
     assert deploy().rc == 0
     (site.migrations / "016_create_task_completions_table.sql").unlink()
 
-    run = deploy("playbooks/status-db.yml")
+    with check_mode_lock():
+        run = deploy("playbooks/status-db.yml")
 
     assert run.rc == 2, run.output
     fatal = fatal_lines(run)
@@ -53,12 +55,14 @@ def test_status_fails_when_a_recorded_version_has_no_file(deploy, db, site):
     assert run.recap()["changed"] == 0
 
 
-def test_status_fails_on_pending_only_when_asked(deploy, db, site, socket_vars):
+def test_status_fails_on_pending_only_when_asked(deploy, db, site, socket_vars, check_mode_lock):
     partial = deploy(vars=dict(socket_vars, db_deploy_target_version="012", db_deploy_expected_tables=[]))
     assert partial.rc == 0, partial.output
 
-    relaxed = deploy("playbooks/status-db.yml")
-    strict = deploy("playbooks/status-db.yml", extra_vars={"db_deploy_status_fail_on_pending": "true"})
+    with check_mode_lock():
+        # --check too: the status reads, whatever the command line says.
+        relaxed = deploy("playbooks/status-db.yml", check=True)
+        strict = deploy("playbooks/status-db.yml", extra_vars={"db_deploy_status_fail_on_pending": "true"})
 
     assert relaxed.rc == 0, relaxed.output
     assert "status OK, 4 applied, 4 pending." in relaxed.stdout
