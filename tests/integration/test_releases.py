@@ -86,9 +86,11 @@ def test_a_directory_without_a_manifest_in_the_databases_own_folder_is_left_alon
     plant(owner_dir / "r0", {"000_x.sql": "SELECT 1;\n"})  # a release name, no manifest
 
     for n in (2, 3):
-        assert deploy(vars=variables, extra_vars={"db_deploy_release_id": f"r{n}"}).rc == 0
+        run = deploy(vars=variables, extra_vars={"db_deploy_release_id": f"r{n}"})
+        assert run.rc == 0, run.output
 
     assert sorted(p.name for p in owner_dir.iterdir()) == ["by-hand", "r0", "r3"]
+    assert f"Left alone in {owner_dir}: by-hand, r0." in run.stdout
     assert (owner_dir / "by-hand" / "notes.txt").read_text() == "kept\n"
 
 
