@@ -400,7 +400,7 @@ def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, sit
     expected.append("017 add_household_notes: pending")
     shown = [line.split('"msg": "', 1)[1].rstrip('"') for line in run.stdout.splitlines()
              if '"msg": "' in line]
-    assert shown == expected
+    assert shown == expected + [f"localhost {db.name}: status OK, 4 applied, 5 pending."]
     assert (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"),
             site.shipped(), site.backup_files()) == before
     assert tmp_after - tmp_before == set()

@@ -1,0 +1,77 @@
+"""db_deploy_args_problems: what is wrong with the db_deploy_* variables a run was given.
+
+One message per variable, each on one line: a name that is not a variable of the role, with
+the nearest valid name; a value of the wrong type, with the type wanted and the type given.
+Values are never quoted (a password is a db_deploy_* variable too).
+
+Types are checked with the same validator Ansible runs before the role's first task
+(ArgumentSpecValidator), one variable at a time, so that whatever passes here passes there.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict", type(None): "null"}
+
+
+def _type_name(value) -> str:
+    for python_type, name in _TYPE_NAMES.items():
+        if isinstance(value, python_type):
+            return name
+    return type(value).__name__
+
+
+def _wanted(spec: dict) -> str:
+    wanted = spec.get("type", "str")
+    if wanted == "list" and spec.get("elements"):
+        wanted = "list of %s" % spec["elements"]
+    return wanted
+
+
+def valid_options(argument_specs: dict) -> dict:
+    """{name: spec} of every option of every entry point (the entry points share them)."""
+    options = {}
+    for entry_point in (argument_specs or {}).get("argument_specs", argument_specs or {}).values():
+        for name, spec in (entry_point.get("options") or {}).items():
+            options.setdefault(name, dict(spec or {}))
+    return options
+
+
+def problems(given: dict, argument_specs: dict, also_valid=()) -> list[str]:
+    """Messages for the misspelled and mistyped variables of given ({name: value})."""
+    if not isinstance(given, dict) or not isinstance(argument_specs, dict):
+        raise AnsibleFilterError("db_deploy_args_problems expects a dict of variables and the argument specs")
+    options = valid_options(argument_specs)
+    names = sorted(set(options) | set(also_valid))
+    found = []
+    for name in sorted(given):
+        if name not in options:
+            if name in also_valid:
+                continue
+            nearest = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            found.append("%s is not a variable of the db_deploy role%s" % (
+                name, ": did you mean %s?" % nearest[0] if nearest else " (roles/db_deploy/README.md lists them)"))
+            continue
+        spec = {k: v for k, v in options[name].items() if k in ("type", "elements", "choices", "no_log")}
+        result = ArgumentSpecValidator({name: spec}).validate({name: given[name]}, validate_role_argument_spec=True)
+        if not result.error_messages:
+            continue
+        value = given[name]
+        if "choices" in spec and all(type(e).__name__ == "ArgumentValueError" for e in result.errors):
+            found.append("%s must be one of %s, got another %s" % (
+                name, ", ".join(str(c) for c in spec["choices"]), _type_name(value)))
+        elif spec.get("elements") and isinstance(value, list):
+            kinds = sorted(set(_type_name(v) for v in value))
+            found.append("%s must be of type %s, got a list of %s" % (name, _wanted(spec), ", ".join(kinds)))
+        else:
+            found.append("%s must be of type %s, got %s" % (name, _wanted(spec), _type_name(value)))
+    return found
+
+
+class FilterModule:
+    def filters(self):
+        return {"db_deploy_args_problems": problems}

@@ -1,0 +1,121 @@
+"""Release cleanup deletes only release directories this tool made for this exact database.
+
+Each release directory carries a manifest (.db-deploy-release.json: tool, database,
+system_identifier, release, created) and lives in <release root>/<name>-<hash of the name and
+the cluster's system_identifier>/<release>. Anything else under the release root is never
+touched, whatever its age.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pgcluster import Database
+
+pytestmark = pytest.mark.e2e
+
+MARKER = ".db-deploy-release.json"
+LONG_AGO = 946684800  # 2000-01-01: older than anything a deploy makes
+
+
+def manifests(root: Path) -> dict[Path, dict]:
+    """{release directory: its manifest} of every manifest under root."""
+    return {p.parent: json.loads(p.read_text()) for p in root.rglob(MARKER)}
+
+
+def tree(path: Path) -> dict[str, str]:
+    """{relative path: content or '<dir>'} of everything under path."""
+    return {str(p.relative_to(path)): ("<dir>" if p.is_dir() else p.read_text()) for p in sorted(path.rglob("*"))}
+
+
+def system_identifier(pg) -> str:
+    return str(pg.sql("SELECT system_identifier FROM pg_control_system()")[0][0])
+
+
+def plant(path: Path, files: dict[str, str]) -> None:
+    """Someone else's files, with old modification times."""
+    for name, text in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (LONG_AGO, LONG_AGO))
+
+
+def test_shared_release_root_keeps_everything_it_did_not_make(deploy, pg, db, site, socket_vars):
+    root = site.releases
+    # An application's directories and files, a directory that looks like an old release,
+    # and one whose manifest names another database, all old.
+    plant(root / "billing-app", {"current/app.jar": "jar", "config.yml": "port: 8080\n"})
+    plant(root / "42", {"001_old.sql": "SELECT 1;\n"})
+    plant(root / "forged", {MARKER: json.dumps({"tool": "st44 db_deploy", "database": "other",
+                                                "system_identifier": system_identifier(pg),
+                                                "release": "forged", "created": "1999"})})
+    plant(root, {"README.txt": "shared directory\n"})
+    others = tree(root)
+    variables = dict(socket_vars, db_deploy_releases_keep=2)
+
+    for n in range(1, 5):
+        run = deploy(vars=variables, extra_vars={"db_deploy_release_id": f"r{n}"})
+        assert run.rc == 0, run.output
+
+    after = tree(root)
+    assert {k: v for k, v in after.items() if k in others} == others
+    owned = manifests(root)
+    owned.pop(root / "forged")
+    assert sorted(d.name for d in owned) == ["r3", "r4"]
+    (owner_dir,) = {d.parent for d in owned}
+    assert owner_dir.parent == root and owner_dir.name.startswith(db.name[:40] + "-")
+    for directory, manifest in owned.items():
+        assert manifest["tool"] == "st44 db_deploy"
+        assert manifest["database"] == db.name
+        assert manifest["system_identifier"] == system_identifier(pg)
+        assert manifest["release"] == directory.name
+        assert sorted(p.name for p in directory.glob("*.sql")) == sorted(p.name for p in site.migrations.glob("*.sql"))
+
+
+def test_a_directory_without_a_manifest_in_the_databases_own_folder_is_left_alone(deploy, db, site, socket_vars):
+    variables = dict(socket_vars, db_deploy_releases_keep=1)
+    assert deploy(vars=variables, extra_vars={"db_deploy_release_id": "r1"}).rc == 0
+    (owner_dir,) = {d.parent for d in manifests(site.releases)}
+    plant(owner_dir / "by-hand", {"notes.txt": "kept\n"})
+    plant(owner_dir / "r0", {"000_x.sql": "SELECT 1;\n"})  # a release name, no manifest
+
+    for n in (2, 3):
+        run = deploy(vars=variables, extra_vars={"db_deploy_release_id": f"r{n}"})
+        assert run.rc == 0, run.output
+
+    assert sorted(p.name for p in owner_dir.iterdir()) == ["by-hand", "r0", "r3"]
+    assert f"Left alone in {owner_dir}: by-hand, r0." in run.stdout
+    assert (owner_dir / "by-hand" / "notes.txt").read_text() == "kept\n"
+
+
+def test_two_databases_sharing_a_release_root_keep_their_own_releases(deploy, pg, db, site, socket_vars):
+    # A database whose name starts with the other's, as st44 and st44-eu.
+    other = Database(pg, db.name[:50] + "-eu")
+    pg.create_database(other.name)
+    try:
+        mine = dict(socket_vars, db_deploy_releases_keep=2)
+        theirs = dict(mine, db_deploy_db_name=other.name)
+        for n in range(1, 4):
+            # The same release id for both: neither overwrites nor deletes the other's.
+            assert deploy(vars=mine, extra_vars={"db_deploy_release_id": f"r{n}"}).rc == 0
+            assert deploy(vars=theirs, extra_vars={"db_deploy_release_id": f"r{n}"}).rc == 0
+
+        owned = manifests(site.releases)
+        by_db = {}
+        for directory, manifest in owned.items():
+            assert manifest["release"] == directory.name
+            by_db.setdefault(manifest["database"], set()).add((directory.parent.name, directory.name))
+        assert sorted(by_db) == sorted([db.name, other.name])
+        for name, releases in by_db.items():
+            assert sorted(r for _, r in releases) == ["r2", "r3"], (name, releases)
+            assert len({owner for owner, _ in releases}) == 1
+        assert {owner for owner, _ in by_db[db.name]}.isdisjoint({owner for owner, _ in by_db[other.name]})
+        assert other.tables() == db.tables() and "users" in db.tables()
+    finally:
+        pg.drop_database(other.name)
