@@ -9,6 +9,7 @@ socket as `postgres` (become), and TCP with a password given only through a
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -53,11 +54,18 @@ def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, 
     assert len(backups) == 1, backups
     backup = backups[0]
     assert backup.name.startswith(db.name + "-")
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]  # no .partial, no .pgpass
+    manifest = site.backups / (backup.name + ".json")
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, manifest.name]  # no .partial, .pgpass
     assert mode_of(site.backups) == 0o700
     assert owner_of(site.backups) == "postgres"
-    assert owner_of(backup) == "postgres"
-    assert mode_of(backup) == 0o600, oct(mode_of(backup))
+    assert owner_of(backup) == owner_of(manifest) == "postgres"
+    assert mode_of(backup) == mode_of(manifest) == 0o600, oct(mode_of(backup))
+    # What the backup is: taken of this database before the first migration, read back.
+    facts = json.loads(manifest.read_text())
+    assert (facts["tool"], facts["database"], facts["file"], facts["versions"], facts["verified"]) == (
+        "db_deploy", db.name, backup.name, [], True)
+    assert facts["system_identifier"] == str(db.sql("SELECT system_identifier FROM pg_control_system()")[0][0])
+    assert facts["size"] == backup.stat().st_size
     # The JSON report the pipeline keeps.
     report = run.report
     assert report is not None, run.output
