@@ -61,10 +61,17 @@ def system_identifier(pg) -> str:
 
 
 def kept_copies(pg, name) -> list[str]:
-    """Databases named <first 33 characters of name>_before_restore_<time>."""
-    prefix = name[:33] + "_before_restore_"
-    return sorted(n for (n,) in pg.sql("SELECT datname FROM pg_database") if n.startswith(prefix)
-                  and n[len(prefix):].isdigit())
+    """Databases whose comment marks them as a restore's copy of name (whatever their name)."""
+    rows = pg.sql("SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d")
+    found = []
+    for datname, comment in rows:
+        try:
+            marker = json.loads(comment or "")
+        except ValueError:
+            continue
+        if isinstance(marker, dict) and marker.get("kind") == "before_restore" and marker.get("database") == name:
+            found.append(datname)
+    return sorted(found)
 
 
 def ident(name):
