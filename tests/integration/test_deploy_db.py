@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .namesakes import kept_copies
 from .support import (
     NOTES_017,
     ST44,
@@ -211,8 +212,7 @@ def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy,
     assert db.tables() == ST44_TABLES
     assert recorded_versions(db) == ST44_VERSIONS
     assert sorted(e for (e,) in db.sql("SELECT email FROM users")) == ["ann@example.com", "bob@example.com"]
-    kept = [n for (n,) in pg.sql("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                 params=(db.name[:33].replace("_", r"\_") + r"\_before\_restore\_%",))]
+    kept = kept_copies(pg, db.name)
     assert len(kept) == 1, kept
     assert kept[0] in restored.stdout and backup.name in restored.stdout
     assert "household_notes" in public_tables(pg, kept[0])
@@ -337,7 +337,7 @@ def test_tcp_with_password_deploys_backs_up_and_restores_without_showing_it(depl
     assert recorded_versions(db) == ST44_VERSIONS
     (backup,) = site.backup_files()
     assert run.report["backup_file"] == str(backup)
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]  # the pass file is gone
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, backup.name + ".json"]  # no pass file
     assert mode_of(site.backups) == 0o700 and mode_of(backup) == 0o600
     add_app_rows(db)  # after the backup: the restore takes them away
 
@@ -346,10 +346,9 @@ def test_tcp_with_password_deploys_backs_up_and_restores_without_showing_it(depl
 
     assert restored.rc == 0, restored.output[-5000:]
     assert db.tables() == []  # the backup was taken before the first migration
-    (kept,) = [n for (n,) in pg.sql("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                    params=(db.name[:33].replace("_", r"\_") + r"\_before\_restore\_%",))]
+    (kept,) = kept_copies(pg, db.name)
     assert public_tables(pg, kept) == ST44_TABLES and row_counts(pg, kept)["users"] == 2
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, backup.name + ".json"]
     for text in (run.output, restored.output, run.report_path.read_text()):
         assert tcp_login.password not in text
     assert all(tcp_login.password not in str(p) for p in site.shipped() + site.backup_files())
