@@ -210,7 +210,8 @@ def history_versions(copy_text):
         fields = line.split("\t")
         if 0 <= column < len(fields) and fields[column] != "\\N":
             versions.append(fields[column])
-    return sorted(versions, key=lambda v: (len(v), v) if v.isdigit() and v.isascii() else (10 ** 6, v))
+    # By number, as postgresql_migrate applies them: 000 before 9 before 10.
+    return sorted(versions, key=lambda v: (0, int(v), v) if v.isdigit() and v.isascii() else (1, 0, v))
 
 
 def build_manifest(database, system_identifier, file, size, sha256, listing, history, release, run_id, host, now):
