@@ -3,6 +3,7 @@ backup directory: what the backup and restore tests of issue #13 share."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -72,6 +73,19 @@ def kept_copies(pg, name) -> list[str]:
         if isinstance(marker, dict) and marker.get("kind") == "before_restore" and marker.get("database") == name:
             found.append(datname)
     return sorted(found)
+
+
+def copy_name_prefix(name) -> str:
+    """What the name of a restore's copy of name starts with (roles/db_deploy/tasks/restore.yml):
+    the name, or when longer than 33 characters its first 24 and 8 hex of its SHA-256."""
+    short = name if len(name) <= 33 else name[:24] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return short + "_before_restore_"
+
+
+def named_like_copies(pg, name) -> list[str]:
+    """Databases named as a restore names its copies of name, marked or not."""
+    prefix = copy_name_prefix(name)
+    return sorted(d for (d,) in pg.sql("SELECT datname FROM pg_database") if d.startswith(prefix))
 
 
 def ident(name):

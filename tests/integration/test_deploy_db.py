@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .namesakes import kept_copies
+from .namesakes import copy_name_prefix, kept_copies, named_like_copies
 from .support import (
     NOTES_017,
     ST44,
@@ -193,7 +193,7 @@ def test_backup_restores_into_an_empty_database(deploy, pg, db, site):
 
 @pytest.mark.slow
 def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy, pg, db, site):
-    # t_<test name>_<hex>: longer than the 33 characters kept in <name>_before_restore_<time>.
+    # t_<test name>_<hex>: longer than 33 characters, so the copy is named <24 + hash>_before_restore_<time>.
     assert len(db.name) > 40
     run, _ = deploy_with_rows_then_017(deploy, db, site)
     backup = Path(run.report["backup_file"])
@@ -213,7 +213,7 @@ def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy,
     assert recorded_versions(db) == ST44_VERSIONS
     assert sorted(e for (e,) in db.sql("SELECT email FROM users")) == ["ann@example.com", "bob@example.com"]
     kept = kept_copies(pg, db.name)
-    assert len(kept) == 1, kept
+    assert len(kept) == 1 and kept[0].startswith(copy_name_prefix(db.name)), kept
     assert kept[0] in restored.stdout and backup.name in restored.stdout
     assert "household_notes" in public_tables(pg, kept[0])
     assert row_counts(pg, kept[0])["users"] == 3
@@ -245,7 +245,8 @@ def test_failed_restore_puts_the_original_database_back(deploy, pg, db, site):
     assert "The original database was put back under its name." in failed.output
     assert "household_notes" in db.tables()
     assert row_counts(pg, db.name)["users"] == 3
-    assert pg.sql("SELECT datname FROM pg_database WHERE datname LIKE '%before_restore%'") == []
+    # No copy of this database kept aside (copies of other tests' databases may exist meanwhile).
+    assert kept_copies(pg, db.name) == [] and named_like_copies(pg, db.name) == []
 
 # --- 6: a failing migration -------------------------------------------------------------
 
