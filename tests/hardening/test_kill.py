@@ -19,6 +19,7 @@ so "the middle" is deterministic: the kill lands while 002 is running, 001 is co
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -27,6 +28,7 @@ import pytest
 from . import faults
 from .conftest import (backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy,
                        start_module, wait_for, wait_for_backend)
+from integration.namesakes import system_identifier
 from integration.support import ST44_TABLES, ansible_runner, recorded_versions
 
 pytestmark = [pytest.mark.e2e]
@@ -158,8 +160,8 @@ def test_killed_deploy_leaves_a_whole_backup_and_a_rerun_of_the_playbook_converg
 
     wait_for(lambda: not backends(db.cluster, db.name), GONE_WITHIN, what="the killed deploy's backend to end")
     faults.assert_all_or_nothing(db, ["001"])
-    (backup,) = site.backup_files()  # taken before migrating, whole (renamed from .partial)
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]
+    (backup,) = site.backup_files()  # taken before migrating, whole (linked from .partial), recorded
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, backup.name + ".json"]
 
     faults.open_gate(db)
     rerun = deploy(vars=host_vars)
@@ -222,20 +224,27 @@ def test_killed_deploy_leaves_no_copy_of_the_password_on_the_host(db, site, tcp_
 def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_backup(
         pg, db, site, tcp_login, deploy, tmp_path, reap):
     """Killed while pg_dump runs, a deploy leaves its pass file (the password) and a partial dump.
-    A later backup removes such leftovers once older than db_deploy_leftover_hours, and keeps
-    younger ones (also when the setting is 0): they may belong to a deploy running now."""
+    A later backup of the same database removes such leftovers once older than
+    db_deploy_leftover_hours, and keeps younger ones (also when the setting is 0): they may
+    belong to a deploy running now. Files without its owner key are never its leftovers."""
     with deploy_waiting_in_pg_dump(pg, db, site, tcp_login, tmp_path / "killed", reap) as run:
         run.kill_tree()
     # Its backend notices the dead client once it has the lock and writes to it.
     wait_for(lambda: not [b for b in backends(db.cluster, db.name) if b[1] == "pg_dump"], GONE_WITHIN,
              what="pg_dump's backend to end")
     old = sorted(p.name for p in site.backups.iterdir())
-    assert len(old) == 2 and old[0].startswith(".pgpass-") and old[1].endswith(".dump.partial"), old
+    # Both carry the owner key of this database on this cluster: a later run knows them as its own.
+    key = hashlib.sha256(f"{system_identifier(pg)}/{db.name}".encode()).hexdigest()[:16]
+    assert len(old) == 2 and old[0].startswith(f".pgpass-{key}-") and old[1].endswith(f".{key}.dump.partial"), old
     day_ago = time.time() - 25 * 3600
-    for name in old:
+    # As old, but not this database's (no owner key: another tool's, or an older version's): left alone.
+    foreign = [".pgpass-deadbeef", f"{db.name}-20260101T000000Z-r-deadbeef.dump.partial"]
+    for name in foreign:
+        (site.backups / name).write_text("not ours")
+    for name in old + foreign:
         os.utime(site.backups / name, (day_ago, day_ago))
-    # A deploy running right now: its files are minutes old.
-    young = [".pgpass-0000beef", f"{db.name}-20260101T000000Z-r-0000beef.dump.partial"]
+    # A deploy of this database running right now: its files are minutes old.
+    young = [f".pgpass-{key}-0000beef", f"{db.name}-20260101T000000Z-r-0000beef.{key}.dump.partial"]
     for name in young:
         (site.backups / name).write_text("in use")
 
@@ -245,6 +254,7 @@ def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_back
     assert rerun.rc == 0, rerun.output
     assert "017" in recorded_versions(db)
     (backup,) = site.backup_files()
-    assert sorted(p.name for p in site.backups.iterdir()) == sorted(young + [backup.name])
+    assert sorted(p.name for p in site.backups.iterdir()) == sorted(
+        young + foreign + [backup.name, backup.name + ".json"])
     for name in old:
         assert name in rerun.output  # each removal is listed

@@ -1,5 +1,5 @@
 """The database password appears nowhere: not in any output at -vvv, the JSON report,
-the process list while pg_dump runs, file names, the backup, or the server log.
+the process list while pg_dump runs, file names, the backup, its manifest, or the server log.
 
 The deploy runs over TCP with a random password containing ':' and '\\' (which
 the pass file escapes, so the escaped form is searched too). pg_dump is held
@@ -10,6 +10,7 @@ machine. The server logs every statement of the test database meanwhile.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -51,14 +52,18 @@ def test_password_appears_nowhere_even_at_vvv_and_while_pg_dump_runs(pg, db, sit
     (pass_file,) = pass_files
     assert mode_of(site.backups) == 0o700 and pass_file.name.startswith(".pgpass-")
     (backup,) = site.backup_files()
-    assert mode_of(backup) == 0o600
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]  # the pass file is gone
+    manifest = backup.with_name(backup.name + ".json")
+    assert mode_of(backup) == 0o600 and mode_of(manifest) == 0o600
+    # The pass file is gone; what stays is the backup and its manifest.
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, manifest.name]
+    assert json.loads(manifest.read_text())["file"] == backup.name
     places = {
         "ansible-playbook output": done.output,
         "JSON report": done.report_path.read_text(),
         "file names during and after": "\n".join(names_during + [str(p) for p in site.root.rglob("*")]),
         "server log": pg.log_text()[log_start:],
         "backup": backup.read_bytes().decode("latin-1"),
+        "backup's manifest": manifest.read_text(),
     }
     assert "pg_dump" in places["server log"] or "COPY" in places["server log"]  # statements were logged
     for where, text in places.items():

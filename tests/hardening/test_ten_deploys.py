@@ -10,12 +10,15 @@ there, whole, afterwards.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from .conftest import start_deploy
+from integration.namesakes import system_identifier
 from integration.support import ST44, ST44_VERSIONS, mode_of, recorded_versions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -24,15 +27,31 @@ RUNS = 10
 LOCK_MESSAGE = "another migration run holds the migration lock"
 
 
+def old_backup(site, db, day: int, manifest: bool) -> Path:
+    """A backup dated 2020-01-<day>, with the manifest an earlier deploy of db writes, or none
+    (a dump from before manifests, or made by hand)."""
+    path = site.backups / f"{db.name}-202001{day:02d}T000000Z-files-{'old' if manifest else 'by-hand'}.dump"
+    path.write_bytes(b"PGDMP old")
+    stamp = 1577836800 + day * 86400
+    if manifest:
+        meta = path.with_name(path.name + ".json")
+        meta.write_text(json.dumps({
+            "tool": "db_deploy", "format": 1, "file": path.name, "database": db.name,
+            "system_identifier": system_identifier(db.cluster), "host": "localhost",
+            "time": f"2020-01-{day:02d}T00:00:00Z", "release": "files-old", "run_id": "00000000",
+            "versions": [], "size": 9, "sha256": hashlib.sha256(b"PGDMP old").hexdigest(), "verified": True}))
+        meta.chmod(0o600)
+        os.utime(meta, (stamp, stamp))
+    os.utime(path, (stamp, stamp))
+    return path
+
+
 def test_ten_deploys_at_once_apply_each_migration_exactly_once(db, site, tcp_login, tmp_path, reap):
-    # Backups of earlier deploys: rotation (keep 3) may delete those, never a concurrent run's.
+    # Backups of earlier deploys of this database: rotation (keep 3) may delete those, never a
+    # concurrent run's. Dumps without a manifest, even older, are not its own: left alone.
     site.backups.mkdir(mode=0o700)
-    old = []
-    for day in (1, 2, 3):
-        path = site.backups / f"{db.name}-202001{day:02d}T000000Z-files-old.dump"
-        path.write_bytes(b"PGDMP")
-        os.utime(path, (1577836800 + day * 86400,) * 2)
-        old.append(path)
+    old = [old_backup(site, db, day, manifest=True) for day in (1, 2, 3)]
+    unowned = [old_backup(site, db, day, manifest=False) for day in (1, 4)]
     runs = []
     for n in range(RUNS):
         host_vars = dict(tcp_login.vars, db_deploy_backup_keep=3,
@@ -58,16 +77,26 @@ def test_ten_deploys_at_once_apply_each_migration_exactly_once(db, site, tcp_log
     for d in ok:
         if d is not applier:
             assert {m["status"] for m in d.report["migrations"]} == {"already_applied"}, d.report
-    # The backup taken before the migrations ran is there and whole; no run left debris.
+    # The backup taken before the migrations ran is there, whole and recorded; no run left debris.
     backup = Path(applier.report["backup_file"])
     assert backup.exists(), f"{backup} (the backup before the migrations) is gone"
     assert mode_of(backup) == 0o600
-    leftovers = [p.name for p in site.backups.iterdir() if not p.name.endswith(".dump")]
+    manifest = backup.with_name(backup.name + ".json")
+    assert mode_of(manifest) == 0o600
+    facts = json.loads(manifest.read_text())
+    assert facts["database"] == db.name and facts["file"] == backup.name and facts["verified"] is True
+    names = {p.name for p in site.backups.iterdir()}
+    leftovers = sorted(n for n in names if not n.endswith((".dump", ".dump.json")))
     assert leftovers == [], leftovers
+    # Every manifest sits next to its dump, and every backup of a run has one.
+    assert {n[:-len(".json")] for n in names if n.endswith(".json")} <= names
     taken = [d.report["backup_file"] for d in done if d.report["backup_file"]]
     assert len(set(taken)) == len(taken), "two runs named the same backup file"
     assert all(Path(b).exists() for b in taken), "a run deleted the backup of a concurrent run"
+    assert all(Path(b + ".json").exists() for b in taken), "a run's backup has no manifest"
     assert [p.exists() for p in old] == [False, True, True]  # the oldest rotated away
+    assert not old[0].with_name(old[0].name + ".json").exists()  # with its manifest
+    assert [p.exists() for p in unowned] == [True, True]  # not this tool's: never deleted
     # The ten left no connection and no lock behind.
     assert db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
     print(f"{len(ok)} ok, {len(refused)} refused with the lock message; "

@@ -23,6 +23,7 @@ import psycopg2.sql
 import pytest
 from pgcluster import make_base_root
 
+from .namesakes import kept_copies, named_like_copies
 from .support import (
     MIGRATIONS,
     REPO_ROOT,
@@ -138,9 +139,9 @@ def deploy(pg, db, site, socket_vars, tmp_path):
         return DeployRun(proc.returncode, proc.stdout, proc.stderr, report, report_path)
 
     yield _run
-    # A restore keeps <first 33 characters of the name>_before_restore_<time>; `db` drops only its own name.
-    pattern = db.name[:33].replace("_", r"\_") + r"\_before\_restore\_%"
-    for (name,) in pg.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(pattern,)):
+    # `db` drops only its own name: drop the copies a restore kept of it, found by their marker
+    # and by the naming rule (a copy renamed but not yet marked when a restore failed).
+    for name in sorted(set(kept_copies(pg, db.name)) | set(named_like_copies(pg, db.name))):
         pg.drop_database(name)
 
 

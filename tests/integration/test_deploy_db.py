@@ -9,11 +9,13 @@ socket as `postgres` (become), and TCP with a password given only through a
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from .namesakes import copy_name_prefix, kept_copies, named_like_copies
 from .support import (
     NOTES_017,
     ST44,
@@ -53,11 +55,18 @@ def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, 
     assert len(backups) == 1, backups
     backup = backups[0]
     assert backup.name.startswith(db.name + "-")
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]  # no .partial, no .pgpass
+    manifest = site.backups / (backup.name + ".json")
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, manifest.name]  # no .partial, .pgpass
     assert mode_of(site.backups) == 0o700
     assert owner_of(site.backups) == "postgres"
-    assert owner_of(backup) == "postgres"
-    assert mode_of(backup) == 0o600, oct(mode_of(backup))
+    assert owner_of(backup) == owner_of(manifest) == "postgres"
+    assert mode_of(backup) == mode_of(manifest) == 0o600, oct(mode_of(backup))
+    # What the backup is: taken of this database before the first migration, read back.
+    facts = json.loads(manifest.read_text())
+    assert (facts["tool"], facts["database"], facts["file"], facts["versions"], facts["verified"]) == (
+        "db_deploy", db.name, backup.name, [], True)
+    assert facts["system_identifier"] == str(db.sql("SELECT system_identifier FROM pg_control_system()")[0][0])
+    assert facts["size"] == backup.stat().st_size
     # The JSON report the pipeline keeps.
     report = run.report
     assert report is not None, run.output
@@ -184,7 +193,7 @@ def test_backup_restores_into_an_empty_database(deploy, pg, db, site):
 
 @pytest.mark.slow
 def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy, pg, db, site):
-    # t_<test name>_<hex>: longer than the 33 characters kept in <name>_before_restore_<time>.
+    # t_<test name>_<hex>: longer than 33 characters, so the copy is named <24 + hash>_before_restore_<time>.
     assert len(db.name) > 40
     run, _ = deploy_with_rows_then_017(deploy, db, site)
     backup = Path(run.report["backup_file"])
@@ -203,9 +212,8 @@ def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy,
     assert db.tables() == ST44_TABLES
     assert recorded_versions(db) == ST44_VERSIONS
     assert sorted(e for (e,) in db.sql("SELECT email FROM users")) == ["ann@example.com", "bob@example.com"]
-    kept = [n for (n,) in pg.sql("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                 params=(db.name[:33].replace("_", r"\_") + r"\_before\_restore\_%",))]
-    assert len(kept) == 1, kept
+    kept = kept_copies(pg, db.name)
+    assert len(kept) == 1 and kept[0].startswith(copy_name_prefix(db.name)), kept
     assert kept[0] in restored.stdout and backup.name in restored.stdout
     assert "household_notes" in public_tables(pg, kept[0])
     assert row_counts(pg, kept[0])["users"] == 3
@@ -237,7 +245,8 @@ def test_failed_restore_puts_the_original_database_back(deploy, pg, db, site):
     assert "The original database was put back under its name." in failed.output
     assert "household_notes" in db.tables()
     assert row_counts(pg, db.name)["users"] == 3
-    assert pg.sql("SELECT datname FROM pg_database WHERE datname LIKE '%before_restore%'") == []
+    # No copy of this database kept aside (copies of other tests' databases may exist meanwhile).
+    assert kept_copies(pg, db.name) == [] and named_like_copies(pg, db.name) == []
 
 # --- 6: a failing migration -------------------------------------------------------------
 
@@ -329,7 +338,7 @@ def test_tcp_with_password_deploys_backs_up_and_restores_without_showing_it(depl
     assert recorded_versions(db) == ST44_VERSIONS
     (backup,) = site.backup_files()
     assert run.report["backup_file"] == str(backup)
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]  # the pass file is gone
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, backup.name + ".json"]  # no pass file
     assert mode_of(site.backups) == 0o700 and mode_of(backup) == 0o600
     add_app_rows(db)  # after the backup: the restore takes them away
 
@@ -338,10 +347,9 @@ def test_tcp_with_password_deploys_backs_up_and_restores_without_showing_it(depl
 
     assert restored.rc == 0, restored.output[-5000:]
     assert db.tables() == []  # the backup was taken before the first migration
-    (kept,) = [n for (n,) in pg.sql("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                    params=(db.name[:33].replace("_", r"\_") + r"\_before\_restore\_%",))]
+    (kept,) = kept_copies(pg, db.name)
     assert public_tables(pg, kept) == ST44_TABLES and row_counts(pg, kept)["users"] == 2
-    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name]
+    assert sorted(p.name for p in site.backups.iterdir()) == [backup.name, backup.name + ".json"]
     for text in (run.output, restored.output, run.report_path.read_text()):
         assert tcp_login.password not in text
     assert all(tcp_login.password not in str(p) for p in site.shipped() + site.backup_files())

@@ -1,0 +1,121 @@
+"""Backups of databases whose names share a prefix, in one directory (issue #13, item 1).
+
+st44, st44-eu, st44_eu and st44.x (here: the test's database and three namesakes) deploy into
+ONE backup directory with a small db_deploy_backup_keep. Each keeps exactly its own newest
+backups; nothing without a manifest, nothing of another database or of a namesake on another
+cluster, and no other database's leftovers are ever deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from .namesakes import create, drop, host_vars, manifests, namesakes, own_backups, system_identifier
+from .support import mode_of
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_four_namesakes_in_one_directory_keep_only_their_own_backups(deploy, pg, db, site, socket_vars):
+    names = namesakes(db)
+    create(pg, names)
+    try:
+        site.backups.mkdir(mode=0o700)
+        os.chown(site.backups, *_postgres_ids())
+        two_days_ago = time.time() - 48 * 3600
+        # Not made by this tool (no manifest), or by it for someone else: never deleted.
+        strangers = {
+            f"{db.name}-20200101T000000Z-old-deadbeef.dump": b"PGDMP by hand",
+            f"{db.name}-eu-20200101T000000Z-old-deadbeef.dump": b"PGDMP by hand",
+            "notes.txt": b"keep me",
+            # Leftovers of another tool or of an older version of this one: no owner key in the name.
+            ".pgpass-deadbeef": b"*:*:*:*:other",
+            f"{db.name}-20200101T000000Z-old-deadbeef.dump.partial": b"PGDMP",
+            # A manifest that cannot be read, next to its dump.
+            f"{db.name}-20200102T000000Z-old-0badf00d.dump": b"PGDMP",
+            f"{db.name}-20200102T000000Z-old-0badf00d.dump.json": b"{not json",
+        }
+        # The same database name on another cluster, a valid manifest otherwise.
+        namesake = f"{db.name}-20200103T000000Z-old-c0ffee00.dump"
+        strangers[namesake] = b"PGDMP other cluster"
+        strangers[namesake + ".json"] = json.dumps({
+            "tool": "db_deploy", "format": 1, "file": namesake, "database": db.name,
+            "system_identifier": "1" + system_identifier(pg)[1:] if system_identifier(pg)[0] != "1" else "2",
+            "time": "2020-01-03T00:00:00Z", "release": "old", "versions": [], "size": 19, "verified": True,
+        }).encode()
+        for name, content in strangers.items():
+            path = site.backups / name
+            path.write_bytes(content)
+            os.utime(path, (two_days_ago, two_days_ago))
+
+        for round_ in range(2):
+            for name in names:
+                run = deploy(vars=host_vars(socket_vars, name, db_deploy_backup_keep=1, db_deploy_backup_always=True,
+                                            db_deploy_leftover_hours=1))
+                assert run.rc == 0, run.output[-4000:]
+                assert run.report["backup_file"], run.output[-2000:]
+                if round_ == 1:
+                    assert "files not made for " + name in run.output
+
+        for name in names:
+            (backup,) = own_backups(site, name, pg)  # keep 1: the second round's, the first rotated away
+            facts = manifests(site)[backup.name]
+            assert facts["database"] == name and facts["verified"] is True
+            assert facts["system_identifier"] == system_identifier(pg)
+            assert facts["versions"] == ["000", "001", "011", "012", "013", "014", "015", "016"]
+            assert mode_of(backup) == mode_of(site.backups / (backup.name + ".json")) == 0o600
+        for name, content in strangers.items():
+            assert (site.backups / name).read_bytes() == content, f"{name} was deleted or changed"
+        # Exactly: four backups, their manifests and the strangers; no pass file, no partial.
+        expected = set(strangers) | {p.name for n in names for p in own_backups(site, n, pg)} | {
+            p.name + ".json" for n in names for p in own_backups(site, n, pg)}
+        assert {p.name for p in site.backups.iterdir()} == expected
+    finally:
+        drop(pg, names[1:])
+
+
+def test_killed_runs_leftovers_are_removed_only_for_their_own_database(deploy, pg, db, site, socket_vars):
+    """A killed run's pass file and partial dump carry the owner key; st44's next backup removes
+    its own old ones, never st44-eu's."""
+    names = namesakes(db)[:2]
+    create(pg, names)
+    try:
+        keys = {}
+        for name in names:
+            run = deploy(vars=host_vars(socket_vars, name, db_deploy_backup_always=True), verbosity=1)
+            assert run.rc == 0, run.output[-3000:]
+            keys[name] = _owner_key(pg, name)
+        two_days_ago = time.time() - 48 * 3600
+        leftovers = {}
+        for name in names:
+            k = keys[name]
+            leftovers[name] = [f".pgpass-{k}-0000beef", f"{name}-20200101T000000Z-r-0000beef.{k}.dump.partial"]
+            for left in leftovers[name]:
+                (site.backups / left).write_text("killed")
+                os.utime(site.backups / left, (two_days_ago, two_days_ago))
+
+        run = deploy(vars=host_vars(socket_vars, db.name, db_deploy_backup_always=True))
+
+        assert run.rc == 0, run.output[-3000:]
+        for left in leftovers[db.name]:
+            assert not (site.backups / left).exists()
+            assert left in run.output
+        for left in leftovers[names[1]]:
+            assert (site.backups / left).exists(), f"{left} of {names[1]} was deleted"
+    finally:
+        drop(pg, names[1:])
+
+
+def _owner_key(pg, name):
+    import hashlib
+    return hashlib.sha256(f"{system_identifier(pg)}/{name}".encode()).hexdigest()[:16]
+
+
+def _postgres_ids():
+    import pwd
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
