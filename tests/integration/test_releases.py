@@ -52,7 +52,7 @@ def test_shared_release_root_keeps_everything_it_did_not_make(deploy, pg, db, si
     # and one whose manifest names another database, all old.
     plant(root / "billing-app", {"current/app.jar": "jar", "config.yml": "port: 8080\n"})
     plant(root / "42", {"001_old.sql": "SELECT 1;\n"})
-    plant(root / "forged", {MARKER: json.dumps({"tool": "st44 db_deploy", "database": "other",
+    plant(root / "forged", {MARKER: json.dumps({"tool": "db_deploy", "database": "other",
                                                 "system_identifier": system_identifier(pg),
                                                 "release": "forged", "created": "1999"})})
     plant(root, {"README.txt": "shared directory\n"})
@@ -71,7 +71,7 @@ def test_shared_release_root_keeps_everything_it_did_not_make(deploy, pg, db, si
     (owner_dir,) = {d.parent for d in owned}
     assert owner_dir.parent == root and owner_dir.name.startswith(db.name[:40] + "-")
     for directory, manifest in owned.items():
-        assert manifest["tool"] == "st44 db_deploy"
+        assert manifest["tool"] == "db_deploy"
         assert manifest["database"] == db.name
         assert manifest["system_identifier"] == system_identifier(pg)
         assert manifest["release"] == directory.name
