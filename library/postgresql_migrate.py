@@ -982,10 +982,15 @@ def discover_migrations(path, max_size):
 # Planning (pure)
 # ---------------------------------------------------------------------------
 
+# ASCII digits only: str.isdigit, int() and \\d also take '²' and '١', which no file name can hold.
+VERSION_RE = re.compile(r'[0-9]+')
+VERSION_RULE = 'a version is the digits 0-9 of a migration file name, for example "014"'
+
+
 def version_number(text):
-    """Numeric value of a version string, or None when it is not all digits."""
-    text = str(text).strip()
-    return int(text) if text.isdigit() else None
+    """Numeric value of a version string, or None when it is not ASCII digits 0-9 only."""
+    text = str(text).strip(WHITESPACE)
+    return int(text) if VERSION_RE.fullmatch(text) else None
 
 
 def new_entry(mig):
@@ -1012,9 +1017,8 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
         if target is None or target not in numbers:
             problems.append('target_version %s does not match any migration file (versions: %s)'
                             % (target_version, ', '.join(m.version for m in migrations) or 'none'))
-    for label, wanted in (('accept_checksums', accept), ('retry_incomplete', retry)):
-        if None in wanted:
-            problems.append('%s holds a value that is not a version number' % label)
+    for label, values in (('accept_checksums', accept_checksums), ('retry_incomplete', retry_incomplete)):
+        problems.extend(bad_versions(label, values))
     highest_recorded = max(history) if history else None
 
     entries, to_apply, adopt, accepted = [], [], [], []
@@ -1167,7 +1171,7 @@ class SqlFailure(Exception):
         self.context = (redact_secrets('; '.join(line.strip() for line in context.splitlines() if line.strip()))
                         if context else None)
         position = getattr(diag, 'statement_position', None)
-        self.position = int(position) if position and str(position).isdigit() else None
+        self.position = int(position) if position and VERSION_RE.fullmatch(str(position)) else None
         super(SqlFailure, self).__init__(self.message)
 
     @property
@@ -1256,7 +1260,7 @@ def table_columns(db, table_sql):
 
 
 def read_history(db, table_sql):
-    """{number: row} of recorded versions; rows whose version is not a number are skipped."""
+    """{number: row} of recorded versions; TaskFailure naming the rows whose version is not digits 0-9."""
     columns = table_columns(db, table_sql)
     if columns is None:
         return {}, None
@@ -1265,14 +1269,29 @@ def read_history(db, table_sql):
                               'table with the table option' % table_sql])
     checksum = 'checksum' if 'checksum' in columns else 'NULL'
     applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
-    history = {}
+    history, bad = {}, []
     for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s'
                      % (checksum, applied_at, table_sql)):
         number = version_number(r['version'])
-        if number is not None:
-            history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
-                                   applied_at=r['applied_at'])
+        if number is None:
+            bad.append(r)
+            continue
+        history[number] = dict(version=r['version'].strip(WHITESPACE), name=r['name'], checksum=r['checksum'],
+                               applied_at=r['applied_at'])
+    if bad:
+        raise TaskFailure(bad_history_rows(table_sql, bad))
     return history, columns
+
+
+def bad_history_rows(table_sql, rows):
+    """The message for history rows whose version is not a version: the module cannot tell which
+    file they record, so it cannot tell what is applied."""
+    listed = ', '.join('version %r (name %r)' % (r['version'], r['name']) for r in rows[:10])
+    return ('nothing was applied: the history table %s holds %d row%s whose version is not digits 0-9: %s%s. '
+            'The module cannot tell which migration %s; %s. Correct the version to the digits of its file, '
+            'or delete the row if it records nothing (DELETE FROM %s WHERE version = \'...\'), then rerun'
+            % (table_sql, len(rows), '' if len(rows) == 1 else 's', listed, ' and more' if len(rows) > 10 else '',
+               'it records' if len(rows) == 1 else 'they record', VERSION_RULE, table_sql))
 
 
 def read_incomplete(db, table_sql):
@@ -1708,8 +1727,19 @@ def validate_params(params):
     if params['max_file_size'] <= 0:
         problems.append('max_file_size must be a positive number of bytes')
     if params['target_version'] not in (None, '') and version_number(params['target_version']) is None:
-        problems.append('target_version %r is not a version number' % params['target_version'])
+        problems.append('target_version %r is not a version number: %s' % (params['target_version'], VERSION_RULE))
+    for label in ('accept_checksums', 'retry_incomplete'):
+        problems.extend(bad_versions(label, params[label]))
     return problems
+
+
+def bad_versions(label, values):
+    """The problem with an option's list of versions, naming the values that are not versions."""
+    bad = [v for v in values or () if version_number(v) is None]
+    if not bad:
+        return []
+    return ['%s holds %s, not %s: %s' % (label, ', '.join(repr(v) for v in bad),
+                                         'a version number' if len(bad) == 1 else 'version numbers', VERSION_RULE)]
 
 
 def connection_hint(error):

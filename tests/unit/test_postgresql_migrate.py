@@ -810,6 +810,8 @@ def test_too_large_message_states_the_file_size(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("007", 7), ("14", 14), (" 14 ", 14), (3, 3),
     ("v1", None), ("", None), ("1.2", None), ("-1", None), ("1_a", None),
+    # digits to Python (isdigit, int(), \\d), never a version: 1² would crash int(), ١ would be 1
+    ("\u00b2", None), ("1\u00b2", None), ("\u0661", None), ("\u0660\u0660\u0661", None), ("\uff11", None),
 ])
 def test_version_number(text, expected):
     assert pm.version_number(text) == expected
@@ -902,9 +904,11 @@ def test_unused_accept_checksums_is_a_warning(four):
 
 
 @pytest.mark.parametrize("option", ["accept_checksums", "retry_incomplete"])
-def test_non_numeric_version_lists_are_refused(four, option):
-    result = plan(four, **{option: ["latest"]})
-    assert result["problems"] == ["%s holds a value that is not a version number" % option]
+@pytest.mark.parametrize("value", ["latest", "\u0661", "1\u00b2"])
+def test_non_numeric_version_lists_are_refused(four, option, value):
+    result = plan(four, **{option: ["002", value]})
+    assert result["problems"] == ['%s holds %r, not a version number: a version is the digits 0-9 of a migration '
+                                  'file name, for example "014"' % (option, value)]
 
 
 def test_pending_version_below_an_applied_one_is_refused(four):
@@ -1119,7 +1123,15 @@ def test_durations_are_accepted(value):
     (dict(path=""), "path is empty: give the directory of the migration files"),
     (dict(lock_retries=-1), "lock_retries must be 0 or more"),
     (dict(max_file_size=0), "max_file_size must be a positive number of bytes"),
-    (dict(target_version="v2"), "target_version 'v2' is not a version number"),
+    (dict(target_version="v2"), "target_version 'v2' is not a version number: a version is the digits 0-9 "
+                                "of a migration file name, for example \"014\""),
+    (dict(target_version="\u00b2"), "target_version '\u00b2' is not a version number: a version is the digits "
+                                     "0-9 of a migration file name, for example \"014\""),
+    (dict(accept_checksums=["\u0661", "2", "x"]), "accept_checksums holds '\u0661', 'x', not version numbers: a "
+                                                 "version is the digits 0-9 of a migration file name, for example "
+                                                 "\"014\""),
+    (dict(retry_incomplete=["\u0661"]), "retry_incomplete holds '\u0661', not a version number: a version is the "
+                                        "digits 0-9 of a migration file name, for example \"014\""),
 ])
 def test_bad_numbers_are_refused(overrides, problem):
     assert pm.validate_params(module_params(**overrides)) == [problem]

@@ -1,0 +1,89 @@
+"""Issue #13, what the module reads and shows: versions are ASCII digits only, the SQL shown is
+the SQL written (only a password's value hidden), and the splitter reads literals as the
+session's standard_conforming_strings makes psql read them. Through ansible-playbook, against a
+real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+VERSION_RULE = 'a version is the digits 0-9 of a migration file name, for example "014"'
+
+
+def write(directory, name, sql):
+    path = directory / name
+    path.write_text(sql)
+    return path
+
+
+def recorded(db):
+    return [v for (v,) in db.sql("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def assert_no_traceback(run):
+    for text in (run.output, json.dumps(run.result)):
+        assert "Traceback" not in text and "invalid literal" not in text, run.output[-3000:]
+
+
+# --- versions: ASCII digits only ---------------------------------------------------------
+
+@pytest.fixture
+def two(mdir):
+    write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
+    write(mdir, "002_two.sql", "CREATE TABLE two (id int);\n")
+    return mdir
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661", "1\u00b2"])
+def test_a_target_version_of_non_ascii_digits_is_refused_by_name(db, migrate, two, value):
+    run = migrate(two, target_version=value)
+
+    assert run.rc == 2
+    assert run.result["msg"] == "invalid parameters: target_version %r is not a version number: %s" % (
+        value, VERSION_RULE)
+    assert_no_traceback(run)
+    assert db.tables() == []  # '١' was not taken as version 1
+
+
+@pytest.mark.parametrize("option", ["accept_checksums", "retry_incomplete"])
+def test_a_version_list_with_non_ascii_digits_is_refused_by_name(db, migrate, two, option):
+    assert migrate(two).rc == 0
+
+    run = migrate(two, **{option: ["\u0661"]})
+
+    assert run.rc == 2
+    assert run.result["msg"] == "invalid parameters: %s holds '\u0661', not a version number: %s" % (
+        option, VERSION_RULE)
+    assert_no_traceback(run)
+
+
+def test_a_history_row_with_a_non_ascii_digit_stops_the_run_naming_the_row(db, migrate, two):
+    assert migrate(two, target_version="001").rc == 0
+    db.sql("INSERT INTO schema_migrations (version, name) VALUES ('1\u00b2', 'by_hand')")
+
+    for check in (True, False):
+        run = migrate(two, check=check)
+
+        assert run.rc == 2, run.output
+        msg = run.result["msg"]
+        assert msg.startswith("nothing was applied: the history table ")
+        assert "holds 1 row whose version is not digits 0-9: version '1\u00b2' (name 'by_hand')" in msg
+        assert VERSION_RULE in msg and "DELETE FROM" in msg
+        assert_no_traceback(run)
+    assert db.tables() == ["one", "schema_migrations"]  # 002 was not applied
+    assert recorded(db) == ["001", "1\u00b2"]
+
+
+def test_a_file_named_with_arabic_indic_digits_is_not_a_migration_file(db, migrate, two):
+    write(two, "\u0660\u0660\u0661_x.sql", "CREATE TABLE x (id int);\n")
+
+    run = migrate(two)
+
+    assert run.rc == 2
+    assert "\u0660\u0660\u0661_x.sql: the name does not match NNN_description.sql" in run.result["msg"]
+    assert_no_traceback(run)
+    assert db.tables() == []
