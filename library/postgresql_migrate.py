@@ -161,9 +161,10 @@ attributes:
     description: Read-only session; reports what a real run would apply and fails where it would fail.
   diff_mode:
     support: full
-    description: Shows the SQL of every migration applied, or that would be applied in check mode; in a
-      statement, everything after the word C(password) is shown as C(********), and so is the password
-      of a URI.
+    description: Shows the SQL of every migration applied, or that would be applied in check mode, exactly
+      as written, comments included, except the values that set a password, each shown as C(********)
+      (the literal after C(PASSWORD) or a C(password) option, C(password=) in a connection string, a
+      URI's password).
 notes:
   - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
     meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
@@ -344,8 +345,8 @@ current_version:
   type: str
   sample: "016"
 failed_migration:
-  description: Details of the migration that failed; in I(statement), everything after the word
-    C(password) is shown as C(********).
+  description: Details of the migration that failed; in I(statement) and the server's message, a value
+    that sets a password is shown as C(********).
   returned: when a migration failed
   type: dict
   sample:
@@ -432,14 +433,30 @@ COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
-# A password in SQL: the word password (a role's PASSWORD, a user mapping's password option,
-# password= in a connection string), after which the rest of the statement is hidden, and the
-# password of a postgresql:// URI. Hiding the rest rather than parsing the value leaves no form
-# of literal (E'', U&'', $$, continued, nested in dynamic SQL, after a comment) to get wrong.
-# Patterns, not compiled regexes: only a failure or --diff needs them, so only they pay for
-# compiling them; bounded repeats keep them linear on a 50 MB file.
-SECRET_WORD = r'(?<![\w$.])"?password"?(?![\w$])'
+# What is hidden of SQL shown to a person (--diff, a failed statement, the server's messages): the
+# value that sets a password, nothing else. The value is the literal after a word ending in
+# "password" (a role's PASSWORD, a user mapping's password or sslpassword option, UPDATE ... SET
+# password = '...'), the value of password= in a connection string inside a literal, and the
+# password of a URI; comments are shown whole (one that holds a URI loses its password). The
+# literals of SQL that is itself in a literal (EXECUTE '...', a DO body) are read the same way.
+# Where the value is not written in the statement (PASSWORD %L, PASSWORD ' || ...), the rest of
+# the statement and the literals of the code around it are hidden, as the value may be any of them.
 URI_SECRET = r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@'''
+URI_SECRET_RE = re.compile(URI_SECRET)
+SECRET_KEY_RE = re.compile(r'[A-Za-z0-9_]*password', re.IGNORECASE)
+CONNINFO_SECRET_RE = re.compile(r'''(?<![\w$.])[A-Za-z0-9_]*password[ \t\n\r\f\v]*=[ \t\n\r\f\v]*'''
+                                r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v']*)''', re.IGNORECASE)
+# One token for showing SQL: a -- comment, the start of a /* comment, a word, a $n parameter, a
+# number, or one other character. Never fails, so unterminated or mangled text (an error context)
+# is still read to its end.
+SHOW_TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + _IDENT + r')|(\$[0-9]+)|([0-9][0-9.]*)|(.))',
+                           re.DOTALL)
+SHOW_LITERAL_END = {
+    'std': re.compile(r"(?:[^']|'')*'"),
+    'esc': re.compile(r"(?:[^'\\]|''|\\.)*'", re.DOTALL),
+    'ident': re.compile(r'(?:[^"]|"")*"'),
+}
+MAX_SECRET_DEPTH = 4  # SQL in a literal in a literal...: deeper than that, the whole literal is hidden
 REDACTED = '********'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
@@ -474,12 +491,13 @@ class Statement(object):
     PARTITION ... CONCURRENTLY ends the statement) and for routine definitions (BEGIN ATOMIC).
     """
 
-    __slots__ = ('text', 'line', 'words')
+    __slots__ = ('text', 'line', 'words', 'escapes')
 
-    def __init__(self, text, line, words):
+    def __init__(self, text, line, words, escapes=False):
         self.text = text
         self.line = line
         self.words = words
+        self.escapes = escapes  # a backslash escapes in its '' literals (standard_conforming_strings off)
 
     def __repr__(self):
         return 'Statement(line=%d, %r)' % (self.line, self.text[:40])
@@ -518,22 +536,6 @@ def checksum_of(sql):
     return hashlib.sha256(sql.encode('utf-8')).hexdigest()
 
 
-def redact_secrets(text, line_only=False):
-    """Text of a statement (or an error's context) to show: after the word password, the rest of
-    the text is ******** (of the line only, for comments between statements), and so is the
-    password of a URI. The SQL that runs is untouched."""
-    text = re.sub(URI_SECRET, r'\1' + REDACTED + '@', text)
-    return re.sub('(' + SECRET_WORD + ')' + ('[^\n]*' if line_only else '.*'), r'\1 ' + REDACTED, text,
-                  flags=re.IGNORECASE | re.ASCII | re.DOTALL)
-
-
-def secret_parts(sql):
-    """What redact_secrets hides of sql: all after the word password, and each URI password."""
-    word = re.search(SECRET_WORD, sql, flags=re.IGNORECASE | re.ASCII)
-    parts = [sql[word.end():]] if word else []
-    return parts + [m.group(0)[len(m.group(1)):-1] for m in re.finditer(URI_SECRET, sql)]
-
-
 def quotes_hidden_sql(fragment, hidden):
     """Whether a fragment a message quotes is a token (or run of tokens) of the hidden SQL: not
     merely inside a longer word, so the table t of `(password text)` is still named."""
@@ -545,7 +547,8 @@ def quotes_hidden_sql(fragment, hidden):
 def redact_quoted(text, hidden):
     """A server message, detail or hint with each "quoted" fragment that comes from the hidden
     parts of the SQL hidden: a syntax error quotes the token it stopped at, which may be the
-    password. The longest fragment wins, so a token holding a quote is hidden whole."""
+    password. The longest fragment wins, so a token holding a quote is hidden whole. A hidden part
+    found anywhere else in the text is hidden too, unless it is too short to tell (1-3 characters)."""
     quotes = [i for i, c in enumerate(text) if c == '"']
     if len(quotes) > 8:  # no message of the server quotes that much: hide from the first quote on
         return text[:quotes[0]] + '"%s"' % REDACTED
@@ -560,20 +563,11 @@ def redact_quoted(text, hidden):
                 break
         else:
             k += 1
-    return ''.join(out) + text[pos:]
-
-
-def redact_file(mig):
-    """A split migration's SQL to show (--diff): each statement as redact_secrets shows it."""
-    sql, out, pos = mig.sql, [], 0
-    for st in mig.statements or []:
-        at = sql.find(st.text, pos)  # the statement's text is a slice of the file's
-        if at < 0:
-            break
-        out += [redact_secrets(sql[pos:at], line_only=True), redact_secrets(st.text)]
-        pos = at + len(st.text)
-    out.append(redact_secrets(sql[pos:], line_only=True))
-    return ''.join(out)
+    text = ''.join(out) + text[pos:]
+    for part in sorted(hidden, key=len, reverse=True):  # quoted or not, with more around it
+        if len(part) >= 4:
+            text = text.replace(part, REDACTED)
+    return text
 
 
 def _line_of(text, offset):
@@ -616,6 +610,243 @@ def _skip_block_comment(sql, i):
         else:
             j += 1
     raise ValueError('unterminated /* comment starting at line %d' % _line_of(sql, i))
+
+
+def _show_tokens(text, escapes):
+    """(kind, start, end, body_start, body_end, mode) of each token of text, comments included.
+
+    kind: comment, word, param, number, other, string, dollar or ident; a string's mode is esc when
+    a backslash escapes in it (E'', or every '' when escapes: standard_conforming_strings off).
+    """
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        m = SHOW_TOKEN_RE.match(text, i)
+        kind = m.lastindex
+        start = m.start(kind)
+        if kind == 1:
+            tokens.append(('comment', start, m.end(), start, m.end(), None))
+            i = m.end()
+            continue
+        if kind == 2:
+            try:
+                end = _skip_block_comment(text, start)
+            except ValueError:
+                end = n
+            tokens.append(('comment', start, end, start, end, None))
+            i = end
+            continue
+        if kind == 3:
+            word, end = m.group(3), m.end()
+            prefix = word.upper()
+            if end < n and text[end] == "'" and prefix in ('E', 'B', 'X', 'N'):
+                mode, quote_at = 'esc' if prefix == 'E' or escapes else 'std', end
+            elif prefix == 'U' and text.startswith("&'", end):
+                mode, quote_at = 'std', end + 1
+            elif prefix == 'U' and text.startswith('&"', end):
+                mode, quote_at = 'ident', end + 1
+            else:
+                tokens.append(('word', start, end, start, end, None))
+                i = end
+                continue
+        elif kind in (4, 5):
+            tokens.append(('param' if kind == 4 else 'number', start, m.end(), start, m.end(), None))
+            i = m.end()
+            continue
+        else:
+            c = text[start]
+            quote_at = start
+            if c == "'":
+                mode = 'esc' if escapes else 'std'
+            elif c == '"':
+                mode = 'ident'
+            elif c == '$' and DOLLAR_TAG.match(text, start):
+                tag = DOLLAR_TAG.match(text, start).group()
+                close = text.find(tag, start + len(tag))
+                body_end = close if close >= 0 else n
+                end = close + len(tag) if close >= 0 else n
+                tokens.append(('dollar', start, end, start + len(tag), body_end, None))
+                i = end
+                continue
+            else:
+                if c not in WHITESPACE:  # whitespace only at the very end of the text
+                    tokens.append(('other', start, m.end(), start, m.end(), None))
+                i = m.end()
+                continue
+        body = SHOW_LITERAL_END[mode].match(text, quote_at + 1)
+        end = body.end() if body else n
+        tokens.append(('ident' if mode == 'ident' else 'string', start, end, quote_at + 1,
+                       end - 1 if body else n, mode))
+        i = end
+    return tokens
+
+
+def _decoded(text, token):
+    """A literal's value and, for each of its characters, where it starts in text."""
+    _, _, _, i, end, mode = token
+    if mode is None:  # dollar quoting: the body as written
+        return text[i:end], list(range(i, end))
+    quote = '"' if mode == 'ident' else "'"
+    out, at = [], []
+    while i < end:
+        c = text[i]
+        step = 2 if (c == quote and text.startswith(quote, i + 1)) or (c == '\\' and mode == 'esc') else 1
+        out.append(text[i + step - 1] if i + step <= end else c)
+        at.append(i)
+        i += step
+    return ''.join(out), at
+
+
+def _in_role_statement(words):
+    """CREATE/ALTER ROLE|USER|GROUP among the words so far: PASSWORD takes any value there."""
+    return any(a in ('CREATE', 'ALTER') and b in ('ROLE', 'USER', 'GROUP') for a, b in zip(words, words[1:]))
+
+
+def _secrets_in(text, escapes, depth):
+    """(spans, unwritten): spans of text that hold a secret; unwritten is where a password word
+    is followed by no value (it is built elsewhere), or None."""
+    tokens = _show_tokens(text, escapes)
+    spans, unwritten, words = [], None, []
+    n = len(tokens)
+
+    def after(j):
+        while j < n and tokens[j][0] == 'comment':
+            j += 1
+        return j
+
+    i = 0
+    while i < n:
+        kind, start, end = tokens[i][:3]
+        if kind == 'other' and text[start] == ';':
+            words = []
+        elif kind in ('word', 'ident'):
+            name = text[start:end] if kind == 'word' else _decoded(text, tokens[i])[0]
+            words.append(name.upper())
+            if SECRET_KEY_RE.fullmatch(name):
+                j = after(i + 1)
+                if j < n and tokens[j][0] == 'other' and text[tokens[j][1]] == '=':
+                    j = after(j + 1)
+                value = tokens[j] if j < n else None
+                if value is None:
+                    if depth:
+                        unwritten = end if unwritten is None else unwritten
+                elif value[0] in ('string', 'dollar'):
+                    while j < n and tokens[j][0] in ('string', 'dollar'):  # continued literals
+                        spans.append(tokens[j][1:3])
+                        i, j = j, after(j + 1)
+                elif value[0] == 'ident' or (
+                        value[0] in ('word', 'number') and _in_role_statement(words)
+                        and text[value[1]:value[2]].upper() != 'NULL'):
+                    spans.append(value[1:3])
+                    i = j
+                elif value[0] == 'param' or (value[0] == 'other' and text[value[1]] in '%?'):
+                    unwritten = end if unwritten is None else min(unwritten, end)
+        elif kind in ('string', 'dollar'):
+            inner, inner_unwritten = _secrets_in_literal(text, tokens[i], escapes, depth)
+            spans.extend(inner)
+            if inner_unwritten is not None:
+                unwritten = inner_unwritten if unwritten is None else min(unwritten, inner_unwritten)
+        i += 1
+    if unwritten is not None and depth:
+        spans.extend(t[1:3] for t in tokens if t[0] in ('string', 'dollar'))
+    return spans, unwritten
+
+
+def _secrets_in_literal(text, token, escapes, depth):
+    """The spans of text that a literal's value holds secret: as SQL, as a connection string, a URI."""
+    raw = text[token[3]:token[4]].lower()
+    if 'password' not in raw.replace('\\', '') and '://' not in raw:
+        return [], None
+    value, at = _decoded(text, token)
+    if depth >= MAX_SECRET_DEPTH:
+        return [token[1:3]], None
+    inner, unwritten = _secrets_in(value, escapes, depth + 1)
+    for m in CONNINFO_SECRET_RE.finditer(value):
+        if m.group(1):
+            inner.append(m.span(1))
+        elif m.end() == len(value):
+            unwritten = m.end() if unwritten is None else min(unwritten, m.end())
+    inner.extend((m.start() + len(m.group(1)), m.end() - 1) for m in URI_SECRET_RE.finditer(value))
+
+    def raw_at(k):
+        return at[k] if k < len(at) else token[4]
+    spans = [(raw_at(a), raw_at(b)) for a, b in inner if b > a]
+    return spans, None if unwritten is None else raw_at(unwritten)
+
+
+def secret_spans(text, escapes=False):
+    """Sorted, merged (start, end) spans of text that hold a secret (see URI_SECRET above).
+
+    escapes: a backslash escapes in '' literals (standard_conforming_strings off).
+    """
+    spans = [(m.start() + len(m.group(1)), m.end() - 1) for m in URI_SECRET_RE.finditer(text)]
+    if 'password' in text.lower().replace('\\', ''):
+        found, unwritten = _secrets_in(text, escapes, 0)
+        spans.extend(found)
+        if unwritten is not None:  # text is one statement: the rest of it
+            spans.append((unwritten, len(text)))
+    merged = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        elif end > start:
+            merged.append((start, end))
+    return merged
+
+
+def _hide(text, spans):
+    out, pos = [], 0
+    for start, end in spans:
+        out += [text[pos:start], REDACTED]
+        pos = end
+    return ''.join(out) + text[pos:]
+
+
+def redact_secrets(text, escapes=False):
+    """Text of SQL to show: each secret value (secret_spans) is ********, the rest as written.
+    The SQL that runs is untouched."""
+    return _hide(text, secret_spans(text, escapes))
+
+
+def secret_parts(sql):
+    """The secret values of sql, read with and without backslash escapes: a server message may
+    quote any of them, and which reading the server made is not known here."""
+    return sorted(set(sql[a:b] for escapes in (False, True) for a, b in secret_spans(sql, escapes)))
+
+
+def redact_context(context):
+    """A server error's CONTEXT lines, one line: each quotes SQL between its first and last double
+    quote (SQL statement "ALTER ROLE ... PASSWORD '...'"), whose secrets are hidden read either way."""
+    lines = []
+    for line in context.splitlines():
+        line = line.strip()
+        first, last = line.find('"'), line.rfind('"')
+        if 0 <= first < last:
+            quoted = line[first + 1:last]
+            both = secret_spans(quoted, False) + secret_spans(quoted, True)
+            merged = []
+            for start, end in sorted(both):
+                if merged and start <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+                else:
+                    merged.append((start, end))
+            line = line[:first + 1] + _hide(quoted, merged) + line[last:]
+        if line:
+            lines.append(redact_secrets(line))
+    return '; '.join(lines)
+
+
+def redact_file(mig):
+    """A split migration's SQL to show (--diff): as written, each statement's secret values hidden.
+    Between statements are only comments, shown whole but for a URI's password."""
+    sql, out, pos = mig.sql, [], 0
+    for st in mig.statements or []:
+        at = sql.find(st.text, pos)  # the statement's text is a slice of the file's
+        if at < 0:
+            break
+        out += [redact_secrets(sql[pos:at]), redact_secrets(st.text, st.escapes)]
+        pos = at + len(st.text)
+    out.append(redact_secrets(sql[pos:]))
+    return ''.join(out)
 
 
 def _is_routine_definition(words):
@@ -1166,10 +1397,8 @@ class SqlFailure(Exception):
             self.message, self.detail, self.hint = [
                 redact_quoted(text, hidden) if text else text for text in (self.message, self.detail, self.hint)]
         context = getattr(diag, 'context', None)
-        # A PL/pgSQL error's context quotes the statement, which may set a password (redact_secrets
-        # hides all that follows the word, the lines after it included).
-        self.context = (redact_secrets('; '.join(line.strip() for line in context.splitlines() if line.strip()))
-                        if context else None)
+        # A PL/pgSQL error's context quotes the statement, which may set a password.
+        self.context = redact_context(context) if context else None
         position = getattr(diag, 'statement_position', None)
         self.position = int(position) if position and VERSION_RE.fullmatch(str(position)) else None
         super(SqlFailure, self).__init__(self.message)
@@ -1411,7 +1640,8 @@ class ApplyFailure(Exception):
                     line=error_line(self.statement, self.failure.position) if self.statement else None,
                     sqlstate=self.failure.sqlstate, message=self.failure.message,
                     detail=self.failure.detail, hint=self.failure.hint,
-                    statement=redact_secrets(self.statement.text) if self.statement else None,
+                    statement=(redact_secrets(self.statement.text, self.statement.escapes)
+                               if self.statement else None),
                     attempts=self.attempts)
 
 

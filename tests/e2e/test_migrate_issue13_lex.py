@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import MIGRATIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +88,34 @@ def test_a_file_named_with_arabic_indic_digits_is_not_a_migration_file(db, migra
     assert "\u0660\u0660\u0661_x.sql: the name does not match NNN_description.sql" in run.result["msg"]
     assert_no_traceback(run)
     assert db.tables() == []
+
+
+# --- --diff shows the SQL as written, only a password's value hidden ---------------------
+
+def test_diff_shows_the_users_migration_exactly_and_hides_only_a_password(db, migrate, mdir):
+    users = (MIGRATIONS / "001_create_users_table.sql").read_text()
+    assert "password" in users  # comments and columns that name passwords, no secret
+    for name in ("000_create_migrations_table.sql", "001_create_users_table.sql"):
+        write(mdir, name, (MIGRATIONS / name).read_text())
+    role = "app_" + db.name[-8:]
+    roles = (f"-- The app's login; its password comes from the vault in production.\n"
+             f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-role-1''s' VALID UNTIL 'infinity';\n"
+             f"ALTER ROLE {role} SET search_path = public; -- password_encryption stays\n"
+             f"CREATE TABLE dblinks (conninfo text DEFAULT 'host=db password=Sx-conn-2 dbname=x', "
+             f"uri text DEFAULT 'postgresql://rep:Sx-uri-3@db/x', password_hash text);\n")
+    write(mdir, "002_roles.sql", roles)
+
+    dry = migrate(mdir, check=True, diff=True)
+
+    assert dry.rc == 0, dry.output
+    after = {d["after_header"]: d["after"] for d in dry.result["diff"]}
+    assert after["001_create_users_table.sql (would apply)"] == users
+    shown = roles.replace("'Sx-role-1''s'", "********").replace("Sx-conn-2", "********").replace(
+        "Sx-uri-3", "********")
+    assert after["002_roles.sql (would apply)"] == shown
+    # What the person at the terminal reads: every line of both files, as written.
+    for line in users.splitlines() + shown.splitlines():
+        assert "+" + line in dry.stdout, line
+    assert "Sx-" not in dry.output + json.dumps(dry.result)
+    assert db.tables() == []
+    assert db.sql("SELECT count(*) FROM pg_roles WHERE rolname = %s", params=(role,)) == [(0,)]

@@ -140,35 +140,81 @@ def test_checksum_changes_when_a_comment_changes():
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sql, shown", [
-    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret' VALID UNTIL 'infinity'", "CREATE ROLE app LOGIN PASSWORD ********"),
+    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret' VALID UNTIL 'infinity'",
+     "CREATE ROLE app LOGIN PASSWORD ******** VALID UNTIL 'infinity'"),
     # every form of literal, with or without space, after a comment, continued on the next line
-    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b'", "ALTER ROLE app ENCRYPTED PASSWORD ********"),
-    ("alter role app password $p$x'y$p$", "alter role app password ********"),
-    ("ALTER ROLE app PASSWORD'x'", "ALTER ROLE app PASSWORD ********"),
-    ("ALTER ROLE app PASSWORD /* c */ U&'x'", "ALTER ROLE app PASSWORD ********"),
-    ("ALTER ROLE app PASSWORD 'abc'\n'x'", "ALTER ROLE app PASSWORD ********"),
+    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b' LOGIN", "ALTER ROLE app ENCRYPTED PASSWORD ******** LOGIN"),
+    ("alter role app password $p$x'y$p$ login", "alter role app password ******** login"),
+    ("ALTER ROLE app PASSWORD'x'", "ALTER ROLE app PASSWORD********"),
+    ("ALTER ROLE app PASSWORD /* c */ U&'x' LOGIN", "ALTER ROLE app PASSWORD /* c */ ******** LOGIN"),
+    ("ALTER ROLE app PASSWORD 'abc'\n'x' LOGIN", "ALTER ROLE app PASSWORD ********\n******** LOGIN"),
+    ("ALTER USER app WITH PASSWORD \"pw\" LOGIN", "ALTER USER app WITH PASSWORD ******** LOGIN"),  # a typo
+    ("ALTER ROLE app PASSWORD pw", "ALTER ROLE app PASSWORD ********"),
+    ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
     ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" 'pw')",
-     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" ********"),
+     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" ********)"),
+    ("ALTER USER MAPPING FOR app SERVER s OPTIONS (SET password 'pw', ADD sslpassword 'k', sslmode 'require')",
+     "ALTER USER MAPPING FOR app SERVER s OPTIONS (SET password ********, ADD sslpassword ********, "
+     "sslmode 'require')"),
     ("CREATE SUBSCRIPTION s CONNECTION 'host=db password=''a b'' dbname=x' PUBLICATION p",
-     "CREATE SUBSCRIPTION s CONNECTION 'host=db password ********"),
+     "CREATE SUBSCRIPTION s CONNECTION 'host=db password=******** dbname=x' PUBLICATION p"),
+    ("SELECT dblink_connect('c', 'host=h password = pw dbname=d')",
+     "SELECT dblink_connect('c', 'host=h password = ******** dbname=d')"),
     ("CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:pw@db/x' PUBLICATION p",
      "CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:********@db/x' PUBLICATION p"),
-    ("DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD \\'pw\\''; END$$", "DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD ********"),
+    ("SELECT 'postgres://:pw@db/x'", "SELECT 'postgres://:********@db/x'"),
+    # SQL in a literal: dynamic SQL, a DO body
+    ("DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD \\'pw\\''; PERFORM 1; END$$",
+     "DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD ********'; PERFORM 1; END$$"),
+    ("DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''pw'''; PERFORM 1; END$$",
+     "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ********'; PERFORM 1; END$$"),
+    ("DO $$BEGIN ALTER ROLE app PASSWORD 'pw'; PERFORM 1; END$$",
+     "DO $$BEGIN ALTER ROLE app PASSWORD ********; PERFORM 1; END$$"),
+    # the value is not written where the word is: the rest, and the literals of the code around it
+    ("DO $$DECLARE pw text := 'Sx'; BEGIN EXECUTE format('ALTER ROLE r PASSWORD %L', pw); END$$",
+     "DO $$DECLARE pw text := ********; BEGIN EXECUTE format(********"),
+    ("SELECT dblink_connect('c', 'host=h password=' || current_setting('x.pw'))",
+     "SELECT dblink_connect('c', 'host=h password********"),
     # not a password: left alone
     ("SET password_encryption = 'scram-sha-256'", "SET password_encryption = 'scram-sha-256'"),
     ("COMMENT ON COLUMN users.password IS 'a bcrypt hash'", "COMMENT ON COLUMN users.password IS 'a bcrypt hash'"),
     ("UPDATE users SET password_hash = 'x'", "UPDATE users SET password_hash = 'x'"),
+    ("CREATE TABLE t (password text NOT NULL, b int CHECK (b > 0))",
+     "CREATE TABLE t (password text NOT NULL, b int CHECK (b > 0))"),
+    ("CREATE ROLE app LOGIN -- its password comes later\n  VALID UNTIL 'infinity'",
+     "CREATE ROLE app LOGIN -- its password comes later\n  VALID UNTIL 'infinity'"),
 ])
-def test_redact_secrets_hides_what_follows_the_word_password(sql, shown):
+def test_redact_secrets_hides_the_value_that_sets_a_password_and_nothing_else(sql, shown):
     assert pm.redact_secrets(sql) == shown
 
 
-def test_redact_file_hides_each_statements_password_and_keeps_the_rest():
-    sql = ("-- rotate the password: hunter2\nCREATE TABLE t (c text DEFAULT '');\n"
-           "ALTER ROLE app PASSWORD '';\nCREATE TABLE u (c text DEFAULT '');\n")
-    assert pm.redact_file(parse_migration("009_roles.sql", sql)) == (
-        "-- rotate the password ********\nCREATE TABLE t (c text DEFAULT '');\n"
-        "ALTER ROLE app PASSWORD ********;\nCREATE TABLE u (c text DEFAULT '');\n")
+def test_redact_secrets_reads_backslashes_as_standard_conforming_strings_says():
+    sql = "ALTER ROLE app PASSWORD 'a\\' LOGIN' VALID UNTIL 'infinity'"
+    assert pm.redact_secrets(sql, escapes=True) == "ALTER ROLE app PASSWORD ******** VALID UNTIL 'infinity'"
+    assert pm.redact_secrets(sql) == "ALTER ROLE app PASSWORD ******** LOGIN' VALID UNTIL 'infinity'"
+
+
+def test_redact_file_shows_comments_and_statements_whole_but_for_the_password():
+    sql = ("-- rotate the password of app (password comes from the vault)\n"
+           "CREATE TABLE t (c text DEFAULT '', password_hash text);\n"
+           "ALTER ROLE app PASSWORD 'Sx';\n/* password */ CREATE TABLE u (c text DEFAULT '');\n"
+           "-- replica: postgresql://rep:Sx@db/x\n")
+    assert pm.redact_file(parse_migration("009_roles.sql", sql)) == sql.replace("'Sx'", "********").replace(
+        ":Sx@", ":********@")
+
+
+def test_redact_file_shows_the_repositorys_users_migration_exactly():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "migrations", "001_create_users_table.sql")) as f:
+        sql = f.read()
+    assert "password" in sql
+    assert pm.redact_file(parse_migration("001_create_users_table.sql", sql)) == sql
+
+
+def test_redact_context_hides_the_password_of_the_statement_it_quotes():
+    context = ("SQL statement \"ALTER ROLE app PASSWORD 'Sx-1' VALID UNTIL 'infinity'\"\n"
+               "PL/pgSQL function inline_code_block line 1 at EXECUTE")
+    assert pm.redact_context(context) == ("SQL statement \"ALTER ROLE app PASSWORD ******** VALID UNTIL "
+                                          "'infinity'\"; PL/pgSQL function inline_code_block line 1 at EXECUTE")
 
 
 @pytest.mark.parametrize("sql, message, shown", [
@@ -186,7 +232,8 @@ def test_redact_quoted_hides_what_the_message_quotes_of_the_hidden_sql(sql, mess
 
 
 def test_secret_parts_are_what_redact_secrets_hides():
-    assert pm.secret_parts("SELECT 'postgresql://u:p@h' AS uri, 1 AS password, 2") == [", 2", "p"]
+    assert pm.secret_parts("SELECT 'postgresql://u:p@h' AS uri, 1 AS password, 2") == ["p"]
+    assert pm.secret_parts("ALTER ROLE a PASSWORD 'x\\' LOGIN'") == ["'x\\'", "'x\\' LOGIN'"]  # read both ways
     assert pm.secret_parts("SELECT password_hash FROM users") == []
 
 
