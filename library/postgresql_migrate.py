@@ -170,6 +170,12 @@ notes:
     meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
     (pg_dump's inline rows) or C(TO STDOUT), which only C(psql) can stream. Write seed rows as
     C(INSERT ... VALUES).
+  - Files are split into statements as C(psql) splits them under the session's
+    C(standard_conforming_strings) (read from the server; set off for the database or role, a
+    backslash escapes in every C('...') literal), and a file's own C(SET standard_conforming_strings)
+    or C(RESET) holds for the statements after it (C(SET LOCAL) in a transactional file only). Other
+    SQL on the same line after such a C(SET), and a change by C(set_config) or dynamic SQL, are
+    refused, since C(psql) and the server would then read the file differently.
   - Files are read and sent as UTF-8; the server converts them to the database's encoding. A
     C(SET client_encoding) (or C(SET NAMES)) to another encoding in a file with non-ASCII text
     is refused, since the server would read that text in the wrong encoding.
@@ -430,6 +436,13 @@ DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
 CLIENT_ENCODING_SET_RE = re.compile(r'SET\s+(?:(?:SESSION|LOCAL)\s+)?(?:"client_encoding"|client_encoding\b|NAMES\b)'
                                     r'\s*(?:=|TO\b)?\s*(?:[EU]&?(?=[\'"]))?[\'"]?([^\s\'";]*)', re.IGNORECASE)
 COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
+# SET [SESSION | LOCAL] standard_conforming_strings TO | = value, and RESET of it or of ALL,
+# comments removed: the scope and the value, without quotes.
+STANDARD_STRINGS_SET_RE = re.compile(r'SET\s+(?:(SESSION|LOCAL)\s+)?(?:"standard_conforming_strings"|'
+                                     r'standard_conforming_strings\b)\s*(?:=|TO\b)\s*[\'"]?([^\s\'";]*)',
+                                     re.IGNORECASE)
+STANDARD_STRINGS_RESET_RE = re.compile(r'RESET\s+(?:"standard_conforming_strings"|standard_conforming_strings\b|ALL\b)',
+                                       re.IGNORECASE)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
@@ -639,7 +652,8 @@ def _show_tokens(text, escapes):
             word, end = m.group(3), m.end()
             prefix = word.upper()
             if end < n and text[end] == "'" and prefix in ('E', 'B', 'X', 'N'):
-                mode, quote_at = 'esc' if prefix == 'E' or escapes else 'std', end
+                # B'' and X'' never take backslash escapes; N'' does as '' does
+                mode, quote_at = 'esc' if prefix == 'E' or (escapes and prefix == 'N') else 'std', end
             elif prefix == 'U' and text.startswith("&'", end):
                 mode, quote_at = 'std', end + 1
             elif prefix == 'U' and text.startswith('&"', end):
@@ -859,15 +873,21 @@ def _is_routine_definition(words):
     return w[:2] == ['OR', 'REPLACE'] and w[2:3] in (['FUNCTION'], ['PROCEDURE'])
 
 
-def split_statements(sql):
+def split_statements(sql, standard_strings=True, transactional=True):
     """Split SQL text into statements the way psql does.
 
     Knows single-quoted strings (E'' with backslash escapes), quoted identifiers, dollar
     quoting, -- and nested /* */ comments, semicolons inside parentheses, and SQL-standard
     routine bodies (BEGIN ATOMIC ... END). Returns a list of Statement; raises ValueError for
     unterminated literals and psql meta-commands.
+
+    standard_strings is the session's standard_conforming_strings: off, a backslash escapes in
+    every '' literal, as psql and the server then read it. The file's own SET (or RESET)
+    standard_conforming_strings changes it for the statements after it, as psql follows the
+    server; SET LOCAL only in a transactional file (in a no-transaction file it has no effect).
     """
     statements = []
+    std = standard_strings
     n = len(sql)
     i = 0
     start = None           # offset of the first token of the current statement
@@ -934,9 +954,20 @@ def split_statements(sql):
             if paren_depth == 0 and begin_depth == 0:
                 line += sql.count('\n', line_pos, start)
                 line_pos = start
-                statements.append(Statement(sql[start:i].strip(), line, tuple(words)))
+                statements.append(Statement(sql[start:i].strip(), line, tuple(words), not std))
                 start, words, routine, all_words, paren_depth, begin_depth = None, [], False, False, 0, 0
                 i = end
+                switched = standard_strings_switch(statements[-1], transactional)
+                if switched is not None:
+                    # psql reads the rest of the line as before and the server as after: only a
+                    # comment may follow on it, so that both read the file alike.
+                    line_end = sql.find('\n', i)
+                    rest = COMMENT_RE.sub('', sql[i:line_end if line_end >= 0 else n]).strip()
+                    if rest and not rest.startswith('/*'):
+                        raise ValueError('line %d: more SQL follows SET standard_conforming_strings on the same line, '
+                                         'which psql reads with the old setting and the server with the new one; '
+                                         'put it on a line of its own' % line)
+                    std = standard_strings if switched == 'DEFAULT' else switched
                 if copy_stream(statements[-1]) == 'FROM STDIN':
                     # psql reads the rows that follow, up to a line \. (pg_dump's format): not SQL
                     data_end = COPY_DATA_END_RE.search(sql, i)
@@ -944,7 +975,12 @@ def split_statements(sql):
             else:
                 i = end
         elif c == "'":
-            escapes = prev_word in ('E', 'e') and prev_word_end == i
+            if prev_word_end == i and prev_word in ('E', 'e', 'B', 'b', 'X', 'x'):
+                escapes = prev_word in ('E', 'e')  # bit strings never take backslash escapes
+            elif i >= 2 and sql[i - 2:i] in ('U&', 'u&') and (i < 3 or not re.match(_IDENT_CONT, sql[i - 3])):
+                escapes = False
+            else:
+                escapes = not std
             i = _skip_quoted(sql, i, "'", escapes)
         elif c == '"':
             i = _skip_quoted(sql, i, '"', False)
@@ -971,7 +1007,7 @@ def split_statements(sql):
     if start is not None:
         text = sql[start:].strip()
         if text:
-            statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words)))
+            statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words), not std))
     return statements
 
 
@@ -997,6 +1033,37 @@ def encoding_switch(statement):
     if value.upper().replace('-', '').replace('_', '') in ('UTF8', 'UNICODE', 'DEFAULT', ''):
         return None
     return value
+
+
+def standard_strings_switch(statement, transactional):
+    """What a SET or RESET of standard_conforming_strings sets it to: True (on), False (off),
+    'DEFAULT' (the session's own value), or None when the statement does not change it."""
+    if not statement.words or statement.words[0] not in ('SET', 'RESET'):
+        return None
+    text = COMMENT_RE.sub(' ', statement.text)
+    if statement.words[0] == 'RESET':
+        return 'DEFAULT' if STANDARD_STRINGS_RESET_RE.match(text) else None
+    m = STANDARD_STRINGS_SET_RE.match(text)
+    if not m or ((m.group(1) or '').upper() == 'LOCAL' and not transactional):
+        return None
+    value = m.group(2).lower()
+    if value == 'default':
+        return 'DEFAULT'
+    if value and (value == 'on' or value == '1' or 'true'.startswith(value) or 'yes'.startswith(value)):
+        return True
+    if value and (value in ('of', 'off', '0') or 'false'.startswith(value) or 'no'.startswith(value)):
+        return False
+    return None  # the server refuses the value: the run stops there
+
+
+def standard_strings_change(statement):
+    """Whether a statement changes standard_conforming_strings in a way the splitter cannot follow
+    (set_config, dynamic SQL): psql would read the lines after it otherwise than the module."""
+    if 'standard_conforming_strings' not in statement.text.lower() or not statement.words:
+        return False
+    if statement.words[0] in ('SET', 'RESET', 'SHOW', 'ALTER'):  # ALTER DATABASE/ROLE: for later sessions
+        return False
+    return bool(re.search(r'set_config|\bset\b|\breset\b', statement.text, re.IGNORECASE))
 
 
 def transaction_control(statement):
@@ -1077,10 +1144,12 @@ def read_migration(filename, raw, max_size):
     return Migration(m.group('version'), m.group('name'), filename, sql, checksum_of(sql), None, transactional)
 
 
-def analyze_migration(mig):
-    """Split a migration into statements and return the problems that keep it from running."""
+def analyze_migration(mig, standard_strings=True):
+    """Split a migration into statements and return the problems that keep it from running.
+
+    standard_strings: the session's standard_conforming_strings, which every file starts from."""
     try:
-        mig.statements = split_statements(mig.sql)
+        mig.statements = split_statements(mig.sql, standard_strings, mig.transactional)
     except ValueError as e:
         return ['%s: %s' % (mig.filename, e)]
     problems = []
@@ -1107,6 +1176,10 @@ def analyze_migration(mig):
                             'the server would then read as %s and store wrongly. The module reads every file as '
                             'UTF-8 and sends it as UTF-8, and the server converts it to the database\'s encoding: '
                             'remove the statement' % (mig.filename, st.line, encoding, encoding))
+        if standard_strings_change(st):
+            problems.append('%s line %d: changes standard_conforming_strings other than by SET or RESET, so the '
+                            'module cannot tell how psql and the server read the lines after it; use SET '
+                            'standard_conforming_strings on a line of its own' % (mig.filename, st.line))
         reason = needs_no_transaction(st)
         if reason and mig.transactional:
             problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '
@@ -1116,12 +1189,12 @@ def analyze_migration(mig):
     return problems
 
 
-def analyze_migrations(migrations):
+def analyze_migrations(migrations, standard_strings=True):
     """Analyze every migration; raise MigrationError listing every problem found."""
     problems = []
     for mig in migrations:
         if mig.statements is None:
-            problems.extend(analyze_migration(mig))
+            problems.extend(analyze_migration(mig, standard_strings))
     if problems:
         raise MigrationError(problems)
 
@@ -2133,8 +2206,10 @@ def run(module, db, migrations, names, result):
                            params['retry_incomplete'])
     if columns is not None:
         plan['problems'].extend(versions_too_wide(plan['to_apply'], columns['version']))
+    # Every file starts from the session's setting (RESET ALL before each): psql reads it so too.
+    standard_strings = db.value("SELECT current_setting('standard_conforming_strings') AS v") == 'on'
     try:
-        analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
+        analyze_migrations(plan['to_apply'], standard_strings)  # only files that will run are split and checked
     except MigrationError as e:
         plan['problems'].extend(e.problems)
     for warning in plan['warnings']:

@@ -6,6 +6,7 @@ real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from conftest import MIGRATIONS
@@ -119,3 +120,100 @@ def test_diff_shows_the_users_migration_exactly_and_hides_only_a_password(db, mi
     assert "Sx-" not in dry.output + json.dumps(dry.result)
     assert db.tables() == []
     assert db.sql("SELECT count(*) FROM pg_roles WHERE rolname = %s", params=(role,)) == [(0,)]
+
+
+# --- standard_conforming_strings: the files are read as psql reads them ----------------------
+
+ESCAPED = ("CREATE TABLE notes (id int PRIMARY KEY, body text);\n"
+           "INSERT INTO notes VALUES (1, 'it\\'s');\n"
+           "INSERT INTO notes VALUES (2, 'C:\\\\temp;');\n")
+FAILS_AT_4 = ("INSERT INTO notes VALUES (3, 'a\\'b;\n"
+              "c');\n"
+              "SELECT 1;\n"
+              "INSERT INTO no_such_table VALUES (1);\n")
+# Read with the setting on, lines 2-4 are one statement whose literal hides the COMMIT; the server,
+# with the setting off, would run the COMMIT in the middle of the migration's transaction.
+HIDDEN_COMMIT = ("CREATE TABLE t2 (v text);\n"
+                 "INSERT INTO t2 VALUES ('a\\'');\n"
+                 "COMMIT;\n"
+                 "INSERT INTO t2 VALUES ('b');  -- '\n")
+
+
+def standard_strings_off(pg, db):
+    db.sql(f'ALTER DATABASE "{db.name}" SET standard_conforming_strings = off')
+    twin = db.name[:50] + "_psql"
+    pg.create_database(twin)
+    pg.sql(f'ALTER DATABASE "{twin}" SET standard_conforming_strings = off')
+    return twin
+
+
+def psql(pg, dbname, path, *options):
+    """What psql -f does with the file, for comparison."""
+    return subprocess.run([str(pg.bin_dir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", *options, "-f", str(path),
+                           pg.dsn(dbname)], capture_output=True, text=True, check=False)
+
+
+def test_with_standard_conforming_strings_off_a_file_psql_applies_applies_with_its_lines(pg, db, migrate, mdir):
+    twin = standard_strings_off(pg, db)
+    try:
+        first = write(mdir, "001_notes.sql", ESCAPED)
+        by_psql = psql(pg, twin, first, "-1")
+        assert by_psql.returncode == 0, by_psql.stderr
+        rows = pg.sql("SELECT id, body FROM notes ORDER BY id", dbname=twin)
+        assert rows == [(1, "it's"), (2, "C:\\temp;")]
+        second = write(mdir, "002_fails.sql", FAILS_AT_4)
+        by_psql = psql(pg, twin, second, "-1")
+        assert by_psql.returncode == 3 and "002_fails.sql:4: ERROR:  relation \"no_such_table\"" in by_psql.stderr
+
+        for check in (True, False):
+            run = migrate(mdir, check=check, target_version="001")
+            assert run.rc == 0, run.output
+        run = migrate(mdir)
+
+        assert db.sql("SELECT id, body FROM notes ORDER BY id") == rows
+        assert run.rc == 2
+        assert run.result["failed_migration"]["line"] == 4
+        assert "migration 002 failed at 002_fails.sql line 4: SQLSTATE 42P01" in run.result["msg"]
+        assert recorded(db) == ["001"]
+    finally:
+        pg.drop_database(twin)
+
+
+def test_with_standard_conforming_strings_off_a_commit_hidden_from_the_other_reading_is_refused(pg, db, migrate,
+                                                                                                 mdir):
+    twin = standard_strings_off(pg, db)
+    try:
+        path = write(mdir, "001_crafted.sql", HIDDEN_COMMIT)
+        by_psql = psql(pg, twin, path, "-e")
+        # psql sends the COMMIT on its own: the server runs it
+        assert by_psql.returncode == 0, by_psql.stderr
+        assert "COMMIT;\n" in by_psql.stdout and "001_crafted.sql:3: WARNING:  there is no transaction in progress" \
+            in by_psql.stderr
+
+        for check in (True, False):
+            run = migrate(mdir, check=check)
+
+            assert run.rc == 2, run.output
+            assert run.result["msg"].startswith("nothing was applied%s: 001_crafted.sql line 3: top-level COMMIT."
+                                                % (" (check mode)" if check else ""))
+        assert db.tables() == []  # nothing ran, nothing was committed
+    finally:
+        pg.drop_database(twin)
+
+
+def test_a_files_own_set_of_standard_conforming_strings_holds_for_the_lines_after_it(db, migrate, mdir):
+    write(mdir, "001_off.sql", "SET standard_conforming_strings = off;\n" + HIDDEN_COMMIT)
+    write(mdir, "002_notes.sql", "SET standard_conforming_strings = off;\n" + ESCAPED)
+
+    for check in (True, False):
+        run = migrate(mdir, check=check)
+
+        assert run.rc == 2, run.output
+        assert "001_off.sql line 4: top-level COMMIT" in run.result["msg"]
+    assert db.tables() == []
+    (mdir / "001_off.sql").unlink()
+
+    run = migrate(mdir)
+
+    assert run.rc == 0, run.output
+    assert db.sql("SELECT id, body FROM notes ORDER BY id") == [(1, "it's"), (2, "C:\\temp;")]

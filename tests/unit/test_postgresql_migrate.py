@@ -458,6 +458,81 @@ def test_column_named_concurrently_outside_parentheses_is_not_flagged():
 
 
 # ---------------------------------------------------------------------------
+# standard_conforming_strings
+# ---------------------------------------------------------------------------
+
+def split_off(sql, transactional=True):
+    return [(s.line, s.text) for s in pm.split_statements(sql, standard_strings=False, transactional=transactional)]
+
+
+def test_with_standard_conforming_strings_off_a_backslash_escapes_in_plain_literals():
+    sql = "INSERT INTO t VALUES ('it\\'s');\nSELECT 'C:\\\\';\nSELECT B'01', U&'d\\0061t\\+000061', 2;\n"
+    assert split_off(sql) == [(1, "INSERT INTO t VALUES ('it\\'s')"), (2, "SELECT 'C:\\\\'"),
+                              (3, "SELECT B'01', U&'d\\0061t\\+000061', 2")]
+    with pytest.raises(ValueError, match="psql meta-command at line 2"):
+        pm.split_statements(sql)  # on: 'it\' ends the literal, s' starts one
+
+
+def test_with_standard_conforming_strings_off_a_commit_in_a_literal_read_on_is_found():
+    # Read with the setting on, the COMMIT is inside a literal and the three lines one statement:
+    # sent as one query, the server (setting off) would commit the migration's transaction.
+    sql = "INSERT INTO t VALUES ('a\\'');\nCOMMIT;\nINSERT INTO t VALUES ('b');  -- '\n"
+    assert [text for _, text in split_off(sql)] == ["INSERT INTO t VALUES ('a\\'')", "COMMIT",
+                                                    "INSERT INTO t VALUES ('b')"]
+    assert len(pm.split_statements(sql)) == 1
+
+
+@pytest.mark.parametrize("switch, escapes_after", [
+    ("SET standard_conforming_strings = off;", True),
+    ("set session standard_conforming_strings to 'off';", True),
+    ("SET LOCAL \"standard_conforming_strings\" TO false;", True),
+    ("SET standard_conforming_strings = of; -- a comment may follow", True),
+    ("SET standard_conforming_strings TO DEFAULT;", False),
+    ("RESET standard_conforming_strings;", False),
+    ("RESET ALL;", False),
+    ("SET standard_conforming_strings = on; /* a comment\n that goes on */", False),
+])
+def test_the_files_own_set_of_standard_conforming_strings_holds_from_the_next_statement(switch, escapes_after):
+    sql = "SET standard_conforming_strings = off;\nSELECT 'a\\'b';\n%s\nSELECT '%s';\n" % (
+        switch, "c\\'d" if escapes_after else "c\\")
+    statements = pm.split_statements(sql, standard_strings=True)
+    assert [s.escapes for s in statements] == [False, True, True, escapes_after]
+    assert statements[-1].text == "SELECT '%s'" % ("c\\'d" if escapes_after else "c\\")
+
+
+def test_set_local_has_no_effect_in_a_no_transaction_file():
+    sql = "-- postgresql_migrate: no-transaction\nSET LOCAL standard_conforming_strings = off;\nSELECT 'c\\';\n"
+    assert [s.escapes for s in pm.split_statements(sql, transactional=False)] == [False, False]
+    with pytest.raises(ValueError, match="unterminated"):
+        pm.split_statements(sql, transactional=True)
+
+
+def test_more_sql_after_set_standard_conforming_strings_on_its_line_is_refused():
+    # psql reads the rest of the line with the old setting, the server with the new one
+    with pytest.raises(ValueError, match="line 1: more SQL follows SET standard_conforming_strings on the same "
+                                         "line, which psql reads with the old setting and the server with the "
+                                         "new one; put it on a line of its own"):
+        pm.split_statements("SET standard_conforming_strings = off; SELECT 'x\\'; COMMIT; SELECT '';\n")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT set_config('standard_conforming_strings', 'off', false);",
+    "DO $$BEGIN EXECUTE 'SET standard_conforming_strings = off'; END$$;",
+])
+def test_changing_standard_conforming_strings_otherwise_than_by_set_is_refused(sql):
+    assert problems_of_file("001_x.sql", sql) == [
+        "001_x.sql line 1: changes standard_conforming_strings other than by SET or RESET, so the module cannot "
+        "tell how psql and the server read the lines after it; use SET standard_conforming_strings on a line of "
+        "its own"]
+
+
+def test_reading_standard_conforming_strings_is_no_change():
+    parse_migration("001_x.sql", "SELECT current_setting('standard_conforming_strings');\n"
+                                 "ALTER DATABASE app SET standard_conforming_strings = on;\n"
+                                 "SHOW standard_conforming_strings;\n")
+
+
+# ---------------------------------------------------------------------------
 # read_migration + analyze_migrations
 # ---------------------------------------------------------------------------
 
