@@ -454,11 +454,12 @@ BOM = u'\ufeff'
 # literals of SQL that is itself in a literal (EXECUTE '...', a DO body) are read the same way.
 # Where the value is not written in the statement (PASSWORD %L, PASSWORD ' || ...), the rest of
 # the statement and the literals of the code around it are hidden, as the value may be any of them.
-URI_SECRET = r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@'''
-URI_SECRET_RE = re.compile(URI_SECRET)
+URI_SECRET_RE = re.compile(r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@''')
+# In a literal's value, where a quote is no delimiter any more: 'postgresql://u:it''s@h'.
+URI_SECRET_IN_VALUE_RE = re.compile(r'''(://[^/:@\s]{0,256}:)[^@\s]{1,256}@''')
 SECRET_KEY_RE = re.compile(r'[A-Za-z0-9_]*password', re.IGNORECASE)
 CONNINFO_SECRET_RE = re.compile(r'''(?<![\w$.])[A-Za-z0-9_]*password[ \t\n\r\f\v]*=[ \t\n\r\f\v]*'''
-                                r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v']*)''', re.IGNORECASE)
+                                r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v]*)''', re.IGNORECASE)
 # One token for showing SQL: a -- comment, the start of a /* comment, a word, a $n parameter, a
 # number, or one other character. Never fails, so unterminated or mangled text (an error context)
 # is still read to its end.
@@ -711,8 +712,10 @@ def _decoded(text, token):
 
 
 def _in_role_statement(words):
-    """CREATE/ALTER ROLE|USER|GROUP among the words so far: PASSWORD takes any value there."""
-    return any(a in ('CREATE', 'ALTER') and b in ('ROLE', 'USER', 'GROUP') for a, b in zip(words, words[1:]))
+    """CREATE/ALTER ROLE|USER|GROUP or an OPTIONS list among the words so far: there a password is
+    whatever follows the word (a value left unquoted by mistake, which the server's error quotes)."""
+    return 'OPTIONS' in words or any(a in ('CREATE', 'ALTER') and b in ('ROLE', 'USER', 'GROUP')
+                                     for a, b in zip(words, words[1:]))
 
 
 def _secrets_in(text, escapes, depth):
@@ -779,7 +782,7 @@ def _secrets_in_literal(text, token, escapes, depth):
             inner.append(m.span(1))
         elif m.end() == len(value):
             unwritten = m.end() if unwritten is None else min(unwritten, m.end())
-    inner.extend((m.start() + len(m.group(1)), m.end() - 1) for m in URI_SECRET_RE.finditer(value))
+    inner.extend((m.start() + len(m.group(1)), m.end() - 1) for m in URI_SECRET_IN_VALUE_RE.finditer(value))
 
     def raw_at(k):
         return at[k] if k < len(at) else token[4]
@@ -788,7 +791,7 @@ def _secrets_in_literal(text, token, escapes, depth):
 
 
 def secret_spans(text, escapes=False):
-    """Sorted, merged (start, end) spans of text that hold a secret (see URI_SECRET above).
+    """Sorted, merged (start, end) spans of text that hold a secret (see the comment above URI_SECRET_RE).
 
     escapes: a backslash escapes in '' literals (standard_conforming_strings off).
     """

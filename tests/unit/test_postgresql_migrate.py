@@ -151,6 +151,7 @@ def test_checksum_changes_when_a_comment_changes():
     ("ALTER USER app WITH PASSWORD \"pw\" LOGIN", "ALTER USER app WITH PASSWORD ******** LOGIN"),  # a typo
     ("ALTER ROLE app PASSWORD pw", "ALTER ROLE app PASSWORD ********"),
     ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
+    ("ALTER SERVER s OPTIONS (SET password pw)", "ALTER SERVER s OPTIONS (SET password ********)"),
     ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" 'pw')",
      "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" ********)"),
     ("ALTER USER MAPPING FOR app SERVER s OPTIONS (SET password 'pw', ADD sslpassword 'k', sslmode 'require')",
@@ -163,6 +164,8 @@ def test_checksum_changes_when_a_comment_changes():
     ("CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:pw@db/x' PUBLICATION p",
      "CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:********@db/x' PUBLICATION p"),
     ("SELECT 'postgres://:pw@db/x'", "SELECT 'postgres://:********@db/x'"),
+    ("SELECT 'postgresql://u:it''s@db/x', 'host=h password=it''s'",
+     "SELECT 'postgresql://u:********@db/x', 'host=h password=********'"),
     # SQL in a literal: dynamic SQL, a DO body
     ("DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD \\'pw\\''; PERFORM 1; END$$",
      "DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD ********'; PERFORM 1; END$$"),
@@ -186,6 +189,27 @@ def test_checksum_changes_when_a_comment_changes():
 ])
 def test_redact_secrets_hides_the_value_that_sets_a_password_and_nothing_else(sql, shown):
     assert pm.redact_secrets(sql) == shown
+
+
+SECRET = "Sx9"
+SECRET_VALUES = ["'Sx9'", "'a''Sx9'", "E'a\\'Sx9'", "E'Sx9\\\\'", "U&'Sx9'", "$$Sx9$$", "$t$Sx9'$t$", "'Sx9'\n'more'",
+                 "'a'\n'Sx9'", "/* c */ 'Sx9'", "\"Sx9\"", "Sx9", "'Sx9' || 'x'"]
+SECRET_STATEMENTS = ["CREATE ROLE r LOGIN PASSWORD {} VALID UNTIL 'infinity'", "ALTER USER r WITH ENCRYPTED PASSWORD {}",
+                     "CREATE USER MAPPING FOR r SERVER s OPTIONS (user 'u', password {})",
+                     "ALTER SERVER s OPTIONS (SET password {})", "DO $do$BEGIN ALTER ROLE r PASSWORD {}; END$do$"]
+SECRET_VALUES_IN_LITERALS = ["ALTER ROLE r PASSWORD ''Sx9''", "host=h password=Sx9 dbname=d",
+                             "host=h password=''a Sx9'' x=y", "postgresql://u:Sx9@h/d", "postgres://h/d?password=Sx9",
+                             "host=h password = Sx9"]
+SECRET_LITERALS = ["SELECT dblink_connect('{}')", "DO $$BEGIN EXECUTE '{}'; END$$",
+                   "CREATE SUBSCRIPTION s CONNECTION '{}' PUBLICATION p"]
+
+
+@pytest.mark.parametrize("escapes", [False, True])
+def test_no_form_of_a_password_value_is_shown(escapes):
+    statements = [t.format(v) for t in SECRET_STATEMENTS for v in SECRET_VALUES] + [
+        t.format(v) for t in SECRET_LITERALS for v in SECRET_VALUES_IN_LITERALS]
+    shown = [pm.redact_secrets(sql, escapes) for sql in statements]
+    assert [sql for sql, text in zip(statements, shown) if SECRET in text] == []
 
 
 def test_redact_secrets_reads_backslashes_as_standard_conforming_strings_says():
