@@ -217,3 +217,39 @@ def test_a_files_own_set_of_standard_conforming_strings_holds_for_the_lines_afte
 
     assert run.rc == 0, run.output
     assert db.sql("SELECT id, body FROM notes ORDER BY id") == [(1, "it's"), (2, "C:\\temp;")]
+
+
+def test_a_failed_statement_and_its_context_show_all_but_the_password(db, migrate, mdir):
+    role = "no_role_" + db.name[-8:]
+    write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-fail-1' -- from the vault\n"
+                                f"  IN ROLE no_such_group VALID UNTIL 'infinity';\n")
+
+    failed = migrate(mdir)
+
+    assert failed.rc == 2
+    assert failed.result["failed_migration"]["statement"] == (
+        f"CREATE ROLE {role} LOGIN PASSWORD ******** -- from the vault\n  IN ROLE no_such_group VALID UNTIL 'infinity'")
+    assert failed.result["failed_migration"]["message"] == 'role "no_such_group" does not exist'
+    write(mdir, "001_role.sql", f"DO $$BEGIN EXECUTE 'ALTER ROLE {role} PASSWORD ''Sx-dyn-2'' VALID UNTIL "
+                                f"''infinity'''; END$$;\n")
+
+    dynamic = migrate(mdir)
+
+    assert dynamic.rc == 2
+    assert (f"CONTEXT: SQL statement \"ALTER ROLE {role} PASSWORD ******** VALID UNTIL 'infinity'\"; "
+            f"PL/pgSQL function inline_code_block line 1 at EXECUTE") in dynamic.result["msg"]
+    for run in (failed, dynamic):
+        assert "Sx-" not in run.output + json.dumps(run.result)
+
+
+def test_with_standard_conforming_strings_off_diff_hides_the_password_as_the_server_reads_it(pg, db, migrate, mdir):
+    db.sql(f'ALTER DATABASE "{db.name}" SET standard_conforming_strings = off')
+    role = "app_" + db.name[-8:]
+    # Off, the literal is 'Sx-3\' x' (a backslash-escaped quote inside): all of it is the password.
+    write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-3\\' x-4' VALID UNTIL 'infinity';\n")
+
+    dry = migrate(mdir, check=True, diff=True)
+
+    assert dry.rc == 0, dry.output
+    assert dry.result["diff"][0]["after"] == f"CREATE ROLE {role} LOGIN PASSWORD ******** VALID UNTIL 'infinity';\n"
+    assert "Sx-3" not in dry.output and "x-4" not in dry.output
