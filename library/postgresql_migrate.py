@@ -1740,6 +1740,10 @@ class Runner(object):
         self.concurrent_lock_timeout = concurrent_lock_timeout
         self.sleep = sleep
         self.prepared = False
+        # The server parses a query string whole before it runs any of it: after a file that set
+        # standard_conforming_strings, the next file's first statement, sent with the set-up,
+        # would be parsed under that file's setting, not the one it was checked with.
+        self.setup_apart = False
 
     def record_checksums(self, migrations):
         """Fill in adopted and accepted checksums, in one transaction."""
@@ -1765,8 +1769,11 @@ class Runner(object):
             attempt += 1
             try:
                 if mig.transactional:
-                    return self._apply_in_transaction(mig)
-                return self._apply_without_transaction(mig)
+                    elapsed = self._apply_in_transaction(mig)
+                else:
+                    elapsed = self._apply_without_transaction(mig)
+                self.setup_apart = any(standard_strings_switch(st, True) is not None for st in mig.statements)
+                return elapsed
             except ApplyFailure as failure:
                 failure.attempts = attempt
                 failure.duration_ms = int(round((time.monotonic() - started) * 1000))
@@ -1782,6 +1789,9 @@ class Runner(object):
             for index, statement in enumerate(mig.statements):
                 if index == 0:  # the set-up and BEGIN travel with the first statement: one round trip
                     prefix = self.setup_sql + BEGIN_PREFIX
+                    if self.setup_apart:
+                        self.db.run(self.setup_sql)
+                        prefix = BEGIN_PREFIX
                     self.db.run(prefix + statement.text, prefix_length=len(prefix))
                 else:
                     self.db.run(statement.text)

@@ -253,3 +253,21 @@ def test_with_standard_conforming_strings_off_diff_hides_the_password_as_the_ser
     assert dry.rc == 0, dry.output
     assert dry.result["diff"][0]["after"] == f"CREATE ROLE {role} LOGIN PASSWORD ******** VALID UNTIL 'infinity';\n"
     assert "Sx-3" not in dry.output and "x-4" not in dry.output
+
+
+def test_a_file_that_sets_standard_conforming_strings_does_not_change_how_the_next_file_is_read(db, migrate, mdir):
+    """The server parses a query string whole: the next file's first statement must not be parsed
+    under the setting the previous file left, but under the one it was checked with (the session's)."""
+    write(mdir, "001_off.sql", "CREATE TABLE t1 (v text);\nSET standard_conforming_strings = off;\n")
+    # Read with the setting on (as the module checks it, and as psql reads it in a session of its
+    # own) the first statement runs to the last line: a syntax error. Read off, the COMMIT is a
+    # statement of its own.
+    write(mdir, "002_crafted.sql", "INSERT INTO t1 VALUES ('a\\'');\nCOMMIT;\nINSERT INTO t1 VALUES ('b');  -- '\n")
+
+    run = migrate(mdir)
+
+    assert run.rc == 2, run.output
+    assert run.result["failed_migration"]["sqlstate"] == "42601"
+    assert "migration 002 failed at 002_crafted.sql line 3: SQLSTATE 42601" in run.result["msg"]
+    assert db.sql("SELECT count(*) FROM t1") == [(0,)]  # nothing of 002 was committed
+    assert recorded(db) == ["001"]
