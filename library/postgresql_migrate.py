@@ -745,7 +745,7 @@ def _secrets_in(text, escapes, depth):
                 value = tokens[j] if j < n else None
                 if value is None:
                     if depth:
-                        unwritten = end if unwritten is None else unwritten
+                        unwritten = end if unwritten is None else min(unwritten, end)
                 elif value[0] in ('string', 'dollar'):
                     while j < n and tokens[j][0] in ('string', 'dollar'):  # continued literals
                         spans.append(tokens[j][1:3])
@@ -801,6 +801,10 @@ def secret_spans(text, escapes=False):
         spans.extend(found)
         if unwritten is not None:  # text is one statement: the rest of it
             spans.append((unwritten, len(text)))
+    return _merged(spans)
+
+
+def _merged(spans):
     merged = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
@@ -839,14 +843,8 @@ def redact_context(context):
         first, last = line.find('"'), line.rfind('"')
         if 0 <= first < last:
             quoted = line[first + 1:last]
-            both = secret_spans(quoted, False) + secret_spans(quoted, True)
-            merged = []
-            for start, end in sorted(both):
-                if merged and start <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-                else:
-                    merged.append((start, end))
-            line = line[:first + 1] + _hide(quoted, merged) + line[last:]
+            hidden = _merged(secret_spans(quoted, False) + secret_spans(quoted, True))
+            line = line[:first + 1] + _hide(quoted, hidden) + line[last:]
         if line:
             lines.append(redact_secrets(line))
     return '; '.join(lines)
