@@ -189,14 +189,21 @@ attributes:
     description: Read-only session; reports what a real run would apply and fails where it would fail.
   diff_mode:
     support: full
-    description: Shows the SQL of every migration applied, or that would be applied in check mode; in a
-      statement, everything after the word C(password) is shown as C(********), and so is the password
-      of a URI.
+    description: Shows the SQL of every migration applied, or that would be applied in check mode, exactly
+      as written, comments included, except the values that set a password, each shown as C(********)
+      (the literal after C(PASSWORD) or a C(password) option, C(password=) in a connection string, a
+      URI's password).
 notes:
   - The migration SQL runs statement by statement, as C(psql) runs a file; C(psql)
     meta-commands (lines starting with a backslash) are refused, and so is C(COPY ... FROM STDIN)
     (pg_dump's inline rows) or C(TO STDOUT), which only C(psql) can stream. Write seed rows as
     C(INSERT ... VALUES).
+  - Files are split into statements as C(psql) splits them under the session's
+    C(standard_conforming_strings) (read from the server; set off for the database or role, a
+    backslash escapes in every C('...') literal), and a file's own C(SET standard_conforming_strings)
+    or C(RESET) holds for the statements after it (C(SET LOCAL) in a transactional file only). Other
+    SQL on the same line after such a C(SET), and a change by C(set_config) or dynamic SQL, are
+    refused, since C(psql) and the server would then read the file differently.
   - Files are read and sent as UTF-8; the server converts them to the database's encoding. A
     C(SET client_encoding) (or C(SET NAMES)) to another encoding in a file with non-ASCII text
     is refused, since the server would read that text in the wrong encoding.
@@ -372,8 +379,8 @@ current_version:
   type: str
   sample: "016"
 failed_migration:
-  description: Details of the migration that failed; in I(statement), everything after the word
-    C(password) is shown as C(********).
+  description: Details of the migration that failed; in I(statement) and the server's message, a value
+    that sets a password is shown as C(********).
   returned: when a migration failed
   type: dict
   sample:
@@ -459,17 +466,41 @@ DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
 CLIENT_ENCODING_SET_RE = re.compile(r'SET\s+(?:(?:SESSION|LOCAL)\s+)?(?:"client_encoding"|client_encoding\b|NAMES\b)'
                                     r'\s*(?:=|TO\b)?\s*(?:[EU]&?(?=[\'"]))?[\'"]?([^\s\'";]*)', re.IGNORECASE)
 COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
+# SET [SESSION | LOCAL] standard_conforming_strings TO | = value, and RESET of it or of ALL,
+# comments removed: the scope and the value, without quotes.
+STANDARD_STRINGS_SET_RE = re.compile(r'SET\s+(?:(SESSION|LOCAL)\s+)?(?:"standard_conforming_strings"|'
+                                     r'standard_conforming_strings\b)\s*(?:=|TO\b)\s*[\'"]?([^\s\'";]*)',
+                                     re.IGNORECASE)
+STANDARD_STRINGS_RESET_RE = re.compile(r'RESET\s+(?:"standard_conforming_strings"|standard_conforming_strings\b|ALL\b)',
+                                       re.IGNORECASE)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 BOM = u'\ufeff'
-# A password in SQL: the word password (a role's PASSWORD, a user mapping's password option,
-# password= in a connection string), after which the rest of the statement is hidden, and the
-# password of a postgresql:// URI. Hiding the rest rather than parsing the value leaves no form
-# of literal (E'', U&'', $$, continued, nested in dynamic SQL, after a comment) to get wrong.
-# Patterns, not compiled regexes: only a failure or --diff needs them, so only they pay for
-# compiling them; bounded repeats keep them linear on a 50 MB file.
-SECRET_WORD = r'(?<![\w$.])"?password"?(?![\w$])'
-URI_SECRET = r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@'''
+# What is hidden of SQL shown to a person (--diff, a failed statement, the server's messages): the
+# value that sets a password, nothing else. The value is the literal after a word ending in
+# "password" (a role's PASSWORD, a user mapping's password or sslpassword option, UPDATE ... SET
+# password = '...'), the value of password= in a connection string inside a literal, and the
+# password of a URI; comments are shown whole (one that holds a URI loses its password). The
+# literals of SQL that is itself in a literal (EXECUTE '...', a DO body) are read the same way.
+# Where the value is not written in the statement (PASSWORD %L, PASSWORD ' || ...), the rest of
+# the statement and the literals of the code around it are hidden, as the value may be any of them.
+URI_SECRET_RE = re.compile(r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@''')
+# In a literal's value, where a quote is no delimiter any more: 'postgresql://u:it''s@h'.
+URI_SECRET_IN_VALUE_RE = re.compile(r'''(://[^/:@\s]{0,256}:)[^@\s]{1,256}@''')
+SECRET_KEY_RE = re.compile(r'[A-Za-z0-9_]*password', re.IGNORECASE)
+CONNINFO_SECRET_RE = re.compile(r'''(?<![\w$.])[A-Za-z0-9_]*password[ \t\n\r\f\v]*=[ \t\n\r\f\v]*'''
+                                r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v]*)''', re.IGNORECASE)
+# One token for showing SQL: a -- comment, the start of a /* comment, a word, a $n parameter, a
+# number, or one other character. Never fails, so unterminated or mangled text (an error context)
+# is still read to its end.
+SHOW_TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + _IDENT + r')|(\$[0-9]+)|([0-9][0-9.]*)|(.))',
+                           re.DOTALL)
+SHOW_LITERAL_END = {
+    'std': re.compile(r"(?:[^']|'')*'"),
+    'esc': re.compile(r"(?:[^'\\]|''|\\.)*'", re.DOTALL),
+    'ident': re.compile(r'(?:[^"]|"")*"'),
+}
+MAX_SECRET_DEPTH = 4  # SQL in a literal in a literal...: deeper than that, the whole literal is hidden
 REDACTED = '********'
 
 # SQLSTATEs that say "try again later" rather than "this SQL is wrong".
@@ -504,12 +535,13 @@ class Statement(object):
     PARTITION ... CONCURRENTLY ends the statement) and for routine definitions (BEGIN ATOMIC).
     """
 
-    __slots__ = ('text', 'line', 'words')
+    __slots__ = ('text', 'line', 'words', 'escapes')
 
-    def __init__(self, text, line, words):
+    def __init__(self, text, line, words, escapes=False):
         self.text = text
         self.line = line
         self.words = words
+        self.escapes = escapes  # a backslash escapes in its '' literals (standard_conforming_strings off)
 
     def __repr__(self):
         return 'Statement(line=%d, %r)' % (self.line, self.text[:40])
@@ -548,22 +580,6 @@ def checksum_of(sql):
     return hashlib.sha256(sql.encode('utf-8')).hexdigest()
 
 
-def redact_secrets(text, line_only=False):
-    """Text of a statement (or an error's context) to show: after the word password, the rest of
-    the text is ******** (of the line only, for comments between statements), and so is the
-    password of a URI. The SQL that runs is untouched."""
-    text = re.sub(URI_SECRET, r'\1' + REDACTED + '@', text)
-    return re.sub('(' + SECRET_WORD + ')' + ('[^\n]*' if line_only else '.*'), r'\1 ' + REDACTED, text,
-                  flags=re.IGNORECASE | re.ASCII | re.DOTALL)
-
-
-def secret_parts(sql):
-    """What redact_secrets hides of sql: all after the word password, and each URI password."""
-    word = re.search(SECRET_WORD, sql, flags=re.IGNORECASE | re.ASCII)
-    parts = [sql[word.end():]] if word else []
-    return parts + [m.group(0)[len(m.group(1)):-1] for m in re.finditer(URI_SECRET, sql)]
-
-
 def quotes_hidden_sql(fragment, hidden):
     """Whether a fragment a message quotes is a token (or run of tokens) of the hidden SQL: not
     merely inside a longer word, so the table t of `(password text)` is still named."""
@@ -575,7 +591,8 @@ def quotes_hidden_sql(fragment, hidden):
 def redact_quoted(text, hidden):
     """A server message, detail or hint with each "quoted" fragment that comes from the hidden
     parts of the SQL hidden: a syntax error quotes the token it stopped at, which may be the
-    password. The longest fragment wins, so a token holding a quote is hidden whole."""
+    password. The longest fragment wins, so a token holding a quote is hidden whole. A hidden part
+    found anywhere else in the text is hidden too, unless it is too short to tell (1-3 characters)."""
     quotes = [i for i, c in enumerate(text) if c == '"']
     if len(quotes) > 8:  # no message of the server quotes that much: hide from the first quote on
         return text[:quotes[0]] + '"%s"' % REDACTED
@@ -590,20 +607,11 @@ def redact_quoted(text, hidden):
                 break
         else:
             k += 1
-    return ''.join(out) + text[pos:]
-
-
-def redact_file(mig):
-    """A split migration's SQL to show (--diff): each statement as redact_secrets shows it."""
-    sql, out, pos = mig.sql, [], 0
-    for st in mig.statements or []:
-        at = sql.find(st.text, pos)  # the statement's text is a slice of the file's
-        if at < 0:
-            break
-        out += [redact_secrets(sql[pos:at], line_only=True), redact_secrets(st.text)]
-        pos = at + len(st.text)
-    out.append(redact_secrets(sql[pos:], line_only=True))
-    return ''.join(out)
+    text = ''.join(out) + text[pos:]
+    for part in sorted(hidden, key=len, reverse=True):  # quoted or not, with more around it
+        if len(part) >= 4:
+            text = text.replace(part, REDACTED)
+    return text
 
 
 def _line_of(text, offset):
@@ -648,6 +656,244 @@ def _skip_block_comment(sql, i):
     raise ValueError('unterminated /* comment starting at line %d' % _line_of(sql, i))
 
 
+def _show_tokens(text, escapes):
+    """(kind, start, end, body_start, body_end, mode) of each token of text, comments included.
+
+    kind: comment, word, param, number, other, string, dollar or ident; a string's mode is esc when
+    a backslash escapes in it (E'', or every '' when escapes: standard_conforming_strings off).
+    """
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        m = SHOW_TOKEN_RE.match(text, i)
+        kind = m.lastindex
+        start = m.start(kind)
+        if kind == 1:
+            tokens.append(('comment', start, m.end(), start, m.end(), None))
+            i = m.end()
+            continue
+        if kind == 2:
+            try:
+                end = _skip_block_comment(text, start)
+            except ValueError:
+                end = n
+            tokens.append(('comment', start, end, start, end, None))
+            i = end
+            continue
+        if kind == 3:
+            word, end = m.group(3), m.end()
+            prefix = word.upper()
+            if end < n and text[end] == "'" and prefix in ('E', 'B', 'X', 'N'):
+                # B'' and X'' never take backslash escapes; N'' does as '' does
+                mode, quote_at = 'esc' if prefix == 'E' or (escapes and prefix == 'N') else 'std', end
+            elif prefix == 'U' and text.startswith("&'", end):
+                mode, quote_at = 'std', end + 1
+            elif prefix == 'U' and text.startswith('&"', end):
+                mode, quote_at = 'ident', end + 1
+            else:
+                tokens.append(('word', start, end, start, end, None))
+                i = end
+                continue
+        elif kind in (4, 5):
+            tokens.append(('param' if kind == 4 else 'number', start, m.end(), start, m.end(), None))
+            i = m.end()
+            continue
+        else:
+            c = text[start]
+            quote_at = start
+            if c == "'":
+                mode = 'esc' if escapes else 'std'
+            elif c == '"':
+                mode = 'ident'
+            elif c == '$' and DOLLAR_TAG.match(text, start):
+                tag = DOLLAR_TAG.match(text, start).group()
+                close = text.find(tag, start + len(tag))
+                body_end = close if close >= 0 else n
+                end = close + len(tag) if close >= 0 else n
+                tokens.append(('dollar', start, end, start + len(tag), body_end, None))
+                i = end
+                continue
+            else:
+                if c not in WHITESPACE:  # whitespace only at the very end of the text
+                    tokens.append(('other', start, m.end(), start, m.end(), None))
+                i = m.end()
+                continue
+        body = SHOW_LITERAL_END[mode].match(text, quote_at + 1)
+        end = body.end() if body else n
+        tokens.append(('ident' if mode == 'ident' else 'string', start, end, quote_at + 1,
+                       end - 1 if body else n, mode))
+        i = end
+    return tokens
+
+
+def _decoded(text, token):
+    """A literal's value and, for each of its characters, where it starts in text."""
+    _, _, _, i, end, mode = token
+    if mode is None:  # dollar quoting: the body as written
+        return text[i:end], list(range(i, end))
+    quote = '"' if mode == 'ident' else "'"
+    out, at = [], []
+    while i < end:
+        c = text[i]
+        step = 2 if (c == quote and text.startswith(quote, i + 1)) or (c == '\\' and mode == 'esc') else 1
+        out.append(text[i + step - 1] if i + step <= end else c)
+        at.append(i)
+        i += step
+    return ''.join(out), at
+
+
+def _in_role_statement(words):
+    """CREATE/ALTER ROLE|USER|GROUP or an OPTIONS list among the words so far: there a password is
+    whatever follows the word (a value left unquoted by mistake, which the server's error quotes)."""
+    return 'OPTIONS' in words or any(a in ('CREATE', 'ALTER') and b in ('ROLE', 'USER', 'GROUP')
+                                     for a, b in zip(words, words[1:]))
+
+
+def _secrets_in(text, escapes, depth):
+    """(spans, unwritten): spans of text that hold a secret; unwritten is where a password word
+    is followed by no value (it is built elsewhere), or None."""
+    tokens = _show_tokens(text, escapes)
+    spans, unwritten, words = [], None, []
+    n = len(tokens)
+
+    def after(j):
+        while j < n and tokens[j][0] == 'comment':
+            j += 1
+        return j
+
+    i = 0
+    while i < n:
+        kind, start, end = tokens[i][:3]
+        if kind == 'other' and text[start] == ';':
+            words = []
+        elif kind in ('word', 'ident'):
+            name = text[start:end] if kind == 'word' else _decoded(text, tokens[i])[0]
+            words.append(name.upper())
+            if SECRET_KEY_RE.fullmatch(name):
+                j = after(i + 1)
+                if j < n and tokens[j][0] == 'other' and text[tokens[j][1]] == '=':
+                    j = after(j + 1)
+                value = tokens[j] if j < n else None
+                if value is None:
+                    if depth:
+                        unwritten = end if unwritten is None else min(unwritten, end)
+                elif value[0] in ('string', 'dollar'):
+                    while j < n and tokens[j][0] in ('string', 'dollar'):  # continued literals
+                        spans.append(tokens[j][1:3])
+                        i, j = j, after(j + 1)
+                elif value[0] == 'ident' or (
+                        value[0] in ('word', 'number') and _in_role_statement(words)
+                        and text[value[1]:value[2]].upper() != 'NULL'):
+                    spans.append(value[1:3])
+                    i = j
+                elif value[0] == 'param' or (value[0] == 'other' and text[value[1]] in '%?'):
+                    unwritten = end if unwritten is None else min(unwritten, end)
+        elif kind in ('string', 'dollar'):
+            inner, inner_unwritten = _secrets_in_literal(text, tokens[i], escapes, depth)
+            spans.extend(inner)
+            if inner_unwritten is not None:
+                unwritten = inner_unwritten if unwritten is None else min(unwritten, inner_unwritten)
+        i += 1
+    if unwritten is not None and depth:
+        spans.extend(t[1:3] for t in tokens if t[0] in ('string', 'dollar'))
+    return spans, unwritten
+
+
+def _secrets_in_literal(text, token, escapes, depth):
+    """The spans of text that a literal's value holds secret: as SQL, as a connection string, a URI."""
+    raw = text[token[3]:token[4]].lower()
+    if 'password' not in raw.replace('\\', '') and '://' not in raw:
+        return [], None
+    value, at = _decoded(text, token)
+    if depth >= MAX_SECRET_DEPTH:
+        return [token[1:3]], None
+    inner, unwritten = _secrets_in(value, escapes, depth + 1)
+    for m in CONNINFO_SECRET_RE.finditer(value):
+        if m.group(1):
+            inner.append(m.span(1))
+        elif m.end() == len(value):
+            unwritten = m.end() if unwritten is None else min(unwritten, m.end())
+    inner.extend((m.start() + len(m.group(1)), m.end() - 1) for m in URI_SECRET_IN_VALUE_RE.finditer(value))
+
+    def raw_at(k):
+        return at[k] if k < len(at) else token[4]
+    spans = [(raw_at(a), raw_at(b)) for a, b in inner if b > a]
+    return spans, None if unwritten is None else raw_at(unwritten)
+
+
+def secret_spans(text, escapes=False):
+    """Sorted, merged (start, end) spans of text that hold a secret (see the comment above URI_SECRET_RE).
+
+    escapes: a backslash escapes in '' literals (standard_conforming_strings off).
+    """
+    spans = [(m.start() + len(m.group(1)), m.end() - 1) for m in URI_SECRET_RE.finditer(text)]
+    if 'password' in text.lower().replace('\\', ''):
+        found, unwritten = _secrets_in(text, escapes, 0)
+        spans.extend(found)
+        if unwritten is not None:  # text is one statement: the rest of it
+            spans.append((unwritten, len(text)))
+    return _merged(spans)
+
+
+def _merged(spans):
+    merged = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        elif end > start:
+            merged.append((start, end))
+    return merged
+
+
+def _hide(text, spans):
+    out, pos = [], 0
+    for start, end in spans:
+        out += [text[pos:start], REDACTED]
+        pos = end
+    return ''.join(out) + text[pos:]
+
+
+def redact_secrets(text, escapes=False):
+    """Text of SQL to show: each secret value (secret_spans) is ********, the rest as written.
+    The SQL that runs is untouched."""
+    return _hide(text, secret_spans(text, escapes))
+
+
+def secret_parts(sql):
+    """The secret values of sql, read with and without backslash escapes: a server message may
+    quote any of them, and which reading the server made is not known here."""
+    return sorted(set(sql[a:b] for escapes in (False, True) for a, b in secret_spans(sql, escapes)))
+
+
+def redact_context(context):
+    """A server error's CONTEXT lines, one line: each quotes SQL between its first and last double
+    quote (SQL statement "ALTER ROLE ... PASSWORD '...'"), whose secrets are hidden read either way."""
+    lines = []
+    for line in context.splitlines():
+        line = line.strip()
+        first, last = line.find('"'), line.rfind('"')
+        if 0 <= first < last:
+            quoted = line[first + 1:last]
+            hidden = _merged(secret_spans(quoted, False) + secret_spans(quoted, True))
+            line = line[:first + 1] + _hide(quoted, hidden) + line[last:]
+        if line:
+            lines.append(redact_secrets(line))
+    return '; '.join(lines)
+
+
+def redact_file(mig):
+    """A split migration's SQL to show (--diff): as written, each statement's secret values hidden.
+    Between statements are only comments, shown whole but for a URI's password."""
+    sql, out, pos = mig.sql, [], 0
+    for st in mig.statements or []:
+        at = sql.find(st.text, pos)  # the statement's text is a slice of the file's
+        if at < 0:
+            break
+        out += [redact_secrets(sql[pos:at]), redact_secrets(st.text, st.escapes)]
+        pos = at + len(st.text)
+    out.append(redact_secrets(sql[pos:]))
+    return ''.join(out)
+
+
 def _is_routine_definition(words):
     """CREATE [OR REPLACE] FUNCTION|PROCEDURE: may hold a BEGIN ATOMIC ... END body."""
     if words[0] != 'CREATE':
@@ -658,15 +904,21 @@ def _is_routine_definition(words):
     return w[:2] == ['OR', 'REPLACE'] and w[2:3] in (['FUNCTION'], ['PROCEDURE'])
 
 
-def split_statements(sql):
+def split_statements(sql, standard_strings=True, transactional=True):
     """Split SQL text into statements the way psql does.
 
     Knows single-quoted strings (E'' with backslash escapes), quoted identifiers, dollar
     quoting, -- and nested /* */ comments, semicolons inside parentheses, and SQL-standard
     routine bodies (BEGIN ATOMIC ... END). Returns a list of Statement; raises ValueError for
     unterminated literals and psql meta-commands.
+
+    standard_strings is the session's standard_conforming_strings: off, a backslash escapes in
+    every '' literal, as psql and the server then read it. The file's own SET (or RESET)
+    standard_conforming_strings changes it for the statements after it, as psql follows the
+    server; SET LOCAL only in a transactional file (in a no-transaction file it has no effect).
     """
     statements = []
+    std = standard_strings
     n = len(sql)
     i = 0
     start = None           # offset of the first token of the current statement
@@ -733,9 +985,20 @@ def split_statements(sql):
             if paren_depth == 0 and begin_depth == 0:
                 line += sql.count('\n', line_pos, start)
                 line_pos = start
-                statements.append(Statement(sql[start:i].strip(), line, tuple(words)))
+                statements.append(Statement(sql[start:i].strip(), line, tuple(words), not std))
                 start, words, routine, all_words, paren_depth, begin_depth = None, [], False, False, 0, 0
                 i = end
+                switched = standard_strings_switch(statements[-1], transactional)
+                if switched is not None:
+                    # psql reads the rest of the line as before and the server as after: only a
+                    # comment may follow on it, so that both read the file alike.
+                    line_end = sql.find('\n', i)
+                    rest = COMMENT_RE.sub('', sql[i:line_end if line_end >= 0 else n]).strip()
+                    if rest and not rest.startswith('/*'):
+                        raise ValueError('line %d: more SQL follows SET standard_conforming_strings on the same line, '
+                                         'which psql reads with the old setting and the server with the new one; '
+                                         'put it on a line of its own' % line)
+                    std = standard_strings if switched == 'DEFAULT' else switched
                 if copy_stream(statements[-1]) == 'FROM STDIN':
                     # psql reads the rows that follow, up to a line \. (pg_dump's format): not SQL
                     data_end = COPY_DATA_END_RE.search(sql, i)
@@ -743,7 +1006,12 @@ def split_statements(sql):
             else:
                 i = end
         elif c == "'":
-            escapes = prev_word in ('E', 'e') and prev_word_end == i
+            if prev_word_end == i and prev_word in ('E', 'e', 'B', 'b', 'X', 'x'):
+                escapes = prev_word in ('E', 'e')  # bit strings never take backslash escapes
+            elif i >= 2 and sql[i - 2:i] in ('U&', 'u&') and (i < 3 or not re.match(_IDENT_CONT, sql[i - 3])):
+                escapes = False
+            else:
+                escapes = not std
             i = _skip_quoted(sql, i, "'", escapes)
         elif c == '"':
             i = _skip_quoted(sql, i, '"', False)
@@ -770,7 +1038,7 @@ def split_statements(sql):
     if start is not None:
         text = sql[start:].strip()
         if text:
-            statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words)))
+            statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words), not std))
     return statements
 
 
@@ -796,6 +1064,37 @@ def encoding_switch(statement):
     if value.upper().replace('-', '').replace('_', '') in ('UTF8', 'UNICODE', 'DEFAULT', ''):
         return None
     return value
+
+
+def standard_strings_switch(statement, transactional):
+    """What a SET or RESET of standard_conforming_strings sets it to: True (on), False (off),
+    'DEFAULT' (the session's own value), or None when the statement does not change it."""
+    if not statement.words or statement.words[0] not in ('SET', 'RESET'):
+        return None
+    text = COMMENT_RE.sub(' ', statement.text)
+    if statement.words[0] == 'RESET':
+        return 'DEFAULT' if STANDARD_STRINGS_RESET_RE.match(text) else None
+    m = STANDARD_STRINGS_SET_RE.match(text)
+    if not m or ((m.group(1) or '').upper() == 'LOCAL' and not transactional):
+        return None
+    value = m.group(2).lower()
+    if value == 'default':
+        return 'DEFAULT'
+    if value and (value == 'on' or value == '1' or 'true'.startswith(value) or 'yes'.startswith(value)):
+        return True
+    if value and (value in ('of', 'off', '0') or 'false'.startswith(value) or 'no'.startswith(value)):
+        return False
+    return None  # the server refuses the value: the run stops there
+
+
+def standard_strings_change(statement):
+    """Whether a statement changes standard_conforming_strings in a way the splitter cannot follow
+    (set_config, dynamic SQL): psql would read the lines after it otherwise than the module."""
+    if 'standard_conforming_strings' not in statement.text.lower() or not statement.words:
+        return False
+    if statement.words[0] in ('SET', 'RESET', 'SHOW', 'ALTER'):  # ALTER DATABASE/ROLE: for later sessions
+        return False
+    return bool(re.search(r'set_config|\bset\b|\breset\b', statement.text, re.IGNORECASE))
 
 
 def transaction_control(statement):
@@ -876,10 +1175,12 @@ def read_migration(filename, raw, max_size):
     return Migration(m.group('version'), m.group('name'), filename, sql, checksum_of(sql), None, transactional)
 
 
-def analyze_migration(mig):
-    """Split a migration into statements and return the problems that keep it from running."""
+def analyze_migration(mig, standard_strings=True):
+    """Split a migration into statements and return the problems that keep it from running.
+
+    standard_strings: the session's standard_conforming_strings, which every file starts from."""
     try:
-        mig.statements = split_statements(mig.sql)
+        mig.statements = split_statements(mig.sql, standard_strings, mig.transactional)
     except ValueError as e:
         return ['%s: %s' % (mig.filename, e)]
     problems = []
@@ -906,6 +1207,10 @@ def analyze_migration(mig):
                             'the server would then read as %s and store wrongly. The module reads every file as '
                             'UTF-8 and sends it as UTF-8, and the server converts it to the database\'s encoding: '
                             'remove the statement' % (mig.filename, st.line, encoding, encoding))
+        if standard_strings_change(st):
+            problems.append('%s line %d: changes standard_conforming_strings other than by SET or RESET, so the '
+                            'module cannot tell how psql and the server read the lines after it; use SET '
+                            'standard_conforming_strings on a line of its own' % (mig.filename, st.line))
         reason = needs_no_transaction(st)
         if reason and mig.transactional:
             problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '
@@ -915,12 +1220,12 @@ def analyze_migration(mig):
     return problems
 
 
-def analyze_migrations(migrations):
+def analyze_migrations(migrations, standard_strings=True):
     """Analyze every migration; raise MigrationError listing every problem found."""
     problems = []
     for mig in migrations:
         if mig.statements is None:
-            problems.extend(analyze_migration(mig))
+            problems.extend(analyze_migration(mig, standard_strings))
     if problems:
         raise MigrationError(problems)
 
@@ -1136,10 +1441,15 @@ def _has_hidden(path):
 # Planning (pure)
 # ---------------------------------------------------------------------------
 
+# ASCII digits only: str.isdigit, int() and \\d also take '²' and '١', which no file name can hold.
+VERSION_RE = re.compile(r'[0-9]+')
+VERSION_RULE = 'a version is the digits 0-9 of a migration file name, for example "014"'
+
+
 def version_number(text):
-    """Numeric value of a version string, or None when it is not all digits."""
-    text = str(text).strip()
-    return int(text) if text.isdigit() else None
+    """Numeric value of a version string, or None when it is not ASCII digits 0-9 only."""
+    text = str(text).strip(WHITESPACE)
+    return int(text) if VERSION_RE.fullmatch(text) else None
 
 
 def new_entry(mig):
@@ -1166,9 +1476,8 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
         if target is None or target not in numbers:
             problems.append('target_version %s does not match any migration file (versions: %s)'
                             % (target_version, ', '.join(m.version for m in migrations) or 'none'))
-    for label, wanted in (('accept_checksums', accept), ('retry_incomplete', retry)):
-        if None in wanted:
-            problems.append('%s holds a value that is not a version number' % label)
+    for label, values in (('accept_checksums', accept_checksums), ('retry_incomplete', retry_incomplete)):
+        problems.extend(bad_versions(label, values))
     highest_recorded = max(history) if history else None
 
     entries, to_apply, adopt, accepted = [], [], [], []
@@ -1349,12 +1658,10 @@ class SqlFailure(Exception):
             self.message, self.detail, self.hint = [
                 redact_quoted(text, hidden) if text else text for text in (self.message, self.detail, self.hint)]
         context = getattr(diag, 'context', None)
-        # A PL/pgSQL error's context quotes the statement, which may set a password (redact_secrets
-        # hides all that follows the word, the lines after it included).
-        self.context = (redact_secrets('; '.join(line.strip() for line in context.splitlines() if line.strip()))
-                        if context else None)
+        # A PL/pgSQL error's context quotes the statement, which may set a password.
+        self.context = redact_context(context) if context else None
         position = getattr(diag, 'statement_position', None)
-        self.position = int(position) if position and str(position).isdigit() else None
+        self.position = int(position) if position and VERSION_RE.fullmatch(str(position)) else None
         super(SqlFailure, self).__init__(self.message)
 
     @property
@@ -1443,7 +1750,7 @@ def table_columns(db, table_sql):
 
 
 def read_history(db, table_sql):
-    """{number: row} of recorded versions; rows whose version is not a number are skipped."""
+    """{number: row} of recorded versions; TaskFailure naming the rows whose version is not digits 0-9."""
     columns = table_columns(db, table_sql)
     if columns is None:
         return {}, None
@@ -1451,13 +1758,17 @@ def read_history(db, table_sql):
         raise MigrationError([foreign_history_table(table_sql, table_column_types(db, table_sql))])
     checksum = 'checksum' if 'checksum' in columns else 'NULL'
     applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
-    history = {}
+    history, bad = {}, []
     for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s'
                      % (checksum, applied_at, table_sql)):
         number = version_number(r['version'])
-        if number is not None:
-            history[number] = dict(version=r['version'].strip(), name=r['name'], checksum=r['checksum'],
-                                   applied_at=r['applied_at'])
+        if number is None:
+            bad.append(r)
+            continue
+        history[number] = dict(version=r['version'].strip(WHITESPACE), name=r['name'], checksum=r['checksum'],
+                               applied_at=r['applied_at'])
+    if bad:
+        raise TaskFailure(bad_history_rows(table_sql, bad))
     return history, columns
 
 
@@ -1501,6 +1812,17 @@ def foreign_history_table(table_sql, column_types):
                ' or '.join(lacking),
                'It looks like %s history table, which this tool must not write to' % tool if tool
                else 'Another tool probably keeps it', table_sql))
+
+
+def bad_history_rows(table_sql, rows):
+    """The message for history rows whose version is not a version: the module cannot tell which
+    file they record, so it cannot tell what is applied."""
+    listed = ', '.join('version %r (name %r)' % (r['version'], r['name']) for r in rows[:10])
+    return ('nothing was applied: the history table %s holds %d row%s whose version is not digits 0-9: %s%s. '
+            'The module cannot tell which migration %s; %s. Correct the version to the digits of its file, '
+            'or delete the row if it records nothing (DELETE FROM %s WHERE version = \'...\'), then rerun'
+            % (table_sql, len(rows), '' if len(rows) == 1 else 's', listed, ' and more' if len(rows) > 10 else '',
+               'it records' if len(rows) == 1 else 'they record', VERSION_RULE, table_sql))
 
 
 def read_incomplete(db, table_sql):
@@ -1735,7 +2057,8 @@ class ApplyFailure(Exception):
                     line=error_line(self.statement, self.failure.position) if self.statement else None,
                     sqlstate=self.failure.sqlstate, message=self.failure.message,
                     detail=self.failure.detail, hint=self.failure.hint,
-                    statement=redact_secrets(self.statement.text) if self.statement else None,
+                    statement=(redact_secrets(self.statement.text, self.statement.escapes)
+                               if self.statement else None),
                     attempts=self.attempts)
 
 
@@ -1759,6 +2082,10 @@ class Runner(object):
         self.concurrent_lock_timeout = concurrent_lock_timeout
         self.sleep = sleep
         self.prepared = False
+        # The server parses a query string whole before it runs any of it: after a file that set
+        # standard_conforming_strings, the next file's first statement, sent with the set-up,
+        # would be parsed under that file's setting, not the one it was checked with.
+        self.setup_apart = False
 
     def record_checksums(self, migrations):
         """Fill in adopted and accepted checksums, in one transaction."""
@@ -1784,8 +2111,11 @@ class Runner(object):
             attempt += 1
             try:
                 if mig.transactional:
-                    return self._apply_in_transaction(mig)
-                return self._apply_without_transaction(mig)
+                    elapsed = self._apply_in_transaction(mig)
+                else:
+                    elapsed = self._apply_without_transaction(mig)
+                self.setup_apart = any(standard_strings_switch(st, True) is not None for st in mig.statements)
+                return elapsed
             except ApplyFailure as failure:
                 failure.attempts = attempt
                 failure.duration_ms = int(round((time.monotonic() - started) * 1000))
@@ -1801,6 +2131,9 @@ class Runner(object):
             for index, statement in enumerate(mig.statements):
                 if index == 0:  # the set-up and BEGIN travel with the first statement: one round trip
                     prefix = self.setup_sql + BEGIN_PREFIX
+                    if self.setup_apart:
+                        self.db.run(self.setup_sql)
+                        prefix = BEGIN_PREFIX
                     self.db.run(prefix + statement.text, prefix_length=len(prefix))
                 else:
                     self.db.run(statement.text)
@@ -2189,8 +2522,19 @@ def validate_params(params):
     if params['max_file_size'] <= 0:
         problems.append('max_file_size must be a positive number of bytes')
     if params['target_version'] not in (None, '') and version_number(params['target_version']) is None:
-        problems.append('target_version %r is not a version number' % params['target_version'])
+        problems.append('target_version %r is not a version number: %s' % (params['target_version'], VERSION_RULE))
+    for label in ('accept_checksums', 'retry_incomplete'):
+        problems.extend(bad_versions(label, params[label]))
     return problems
+
+
+def bad_versions(label, values):
+    """The problem with an option's list of versions, naming the values that are not versions."""
+    bad = [v for v in values or () if version_number(v) is None]
+    if not bad:
+        return []
+    return ['%s holds %s, not %s: %s' % (label, ', '.join(repr(v) for v in bad),
+                                         'a version number' if len(bad) == 1 else 'version numbers', VERSION_RULE)]
 
 
 def connection_hint(error):
@@ -2377,8 +2721,10 @@ def run(module, db, migrations, names, result):
                            params['retry_incomplete'])
     if columns is not None:
         plan['problems'].extend(versions_too_wide(plan['to_apply'], columns['version']))
+    # Every file starts from the session's setting (RESET ALL before each): psql reads it so too.
+    standard_strings = db.value("SELECT current_setting('standard_conforming_strings') AS v") == 'on'
     try:
-        analyze_migrations(plan['to_apply'])  # only files that will run are split and checked
+        analyze_migrations(plan['to_apply'], standard_strings)  # only files that will run are split and checked
     except MigrationError as e:
         plan['problems'].extend(e.problems)
     plan['problems'].extend(invalid_indexes_before_retry(

@@ -393,7 +393,7 @@ def test_a_password_in_a_migration_is_never_shown(db, migrate, mdir):
 
     assert dry.rc == 0, dry.output
     assert f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD ********;" in dry.stdout
-    assert "CONNECTION 'host=db password ********;" in dry.stdout
+    assert "CONNECTION 'host=db password=******** dbname=x' PUBLICATION p;" in dry.stdout
     for run in (failed, dynamic, typo, dry):
         assert "Sx-" not in run.output + json.dumps(run.result)
     assert db.tables() == []

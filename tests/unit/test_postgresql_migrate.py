@@ -140,35 +140,105 @@ def test_checksum_changes_when_a_comment_changes():
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sql, shown", [
-    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret' VALID UNTIL 'infinity'", "CREATE ROLE app LOGIN PASSWORD ********"),
+    ("CREATE ROLE app LOGIN PASSWORD 'it''s secret' VALID UNTIL 'infinity'",
+     "CREATE ROLE app LOGIN PASSWORD ******** VALID UNTIL 'infinity'"),
     # every form of literal, with or without space, after a comment, continued on the next line
-    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b'", "ALTER ROLE app ENCRYPTED PASSWORD ********"),
-    ("alter role app password $p$x'y$p$", "alter role app password ********"),
-    ("ALTER ROLE app PASSWORD'x'", "ALTER ROLE app PASSWORD ********"),
-    ("ALTER ROLE app PASSWORD /* c */ U&'x'", "ALTER ROLE app PASSWORD ********"),
-    ("ALTER ROLE app PASSWORD 'abc'\n'x'", "ALTER ROLE app PASSWORD ********"),
+    ("ALTER ROLE app ENCRYPTED PASSWORD E'a\\'b' LOGIN", "ALTER ROLE app ENCRYPTED PASSWORD ******** LOGIN"),
+    ("alter role app password $p$x'y$p$ login", "alter role app password ******** login"),
+    ("ALTER ROLE app PASSWORD'x'", "ALTER ROLE app PASSWORD********"),
+    ("ALTER ROLE app PASSWORD /* c */ U&'x' LOGIN", "ALTER ROLE app PASSWORD /* c */ ******** LOGIN"),
+    ("ALTER ROLE app PASSWORD 'abc'\n'x' LOGIN", "ALTER ROLE app PASSWORD ********\n******** LOGIN"),
+    ("ALTER USER app WITH PASSWORD \"pw\" LOGIN", "ALTER USER app WITH PASSWORD ******** LOGIN"),  # a typo
+    ("ALTER ROLE app PASSWORD pw", "ALTER ROLE app PASSWORD ********"),
+    ("ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"),
+    ("ALTER SERVER s OPTIONS (SET password pw)", "ALTER SERVER s OPTIONS (SET password ********)"),
     ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" 'pw')",
-     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" ********"),
+     "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', \"password\" ********)"),
+    ("ALTER USER MAPPING FOR app SERVER s OPTIONS (SET password 'pw', ADD sslpassword 'k', sslmode 'require')",
+     "ALTER USER MAPPING FOR app SERVER s OPTIONS (SET password ********, ADD sslpassword ********, "
+     "sslmode 'require')"),
     ("CREATE SUBSCRIPTION s CONNECTION 'host=db password=''a b'' dbname=x' PUBLICATION p",
-     "CREATE SUBSCRIPTION s CONNECTION 'host=db password ********"),
+     "CREATE SUBSCRIPTION s CONNECTION 'host=db password=******** dbname=x' PUBLICATION p"),
+    ("SELECT dblink_connect('c', 'host=h password = pw dbname=d')",
+     "SELECT dblink_connect('c', 'host=h password = ******** dbname=d')"),
     ("CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:pw@db/x' PUBLICATION p",
      "CREATE SUBSCRIPTION s CONNECTION 'postgresql://rep:********@db/x' PUBLICATION p"),
-    ("DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD \\'pw\\''; END$$", "DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD ********"),
+    ("SELECT 'postgres://:pw@db/x'", "SELECT 'postgres://:********@db/x'"),
+    ("SELECT 'postgresql://u:it''s@db/x', 'host=h password=it''s'",
+     "SELECT 'postgresql://u:********@db/x', 'host=h password=********'"),
+    # SQL in a literal: dynamic SQL, a DO body
+    ("DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD \\'pw\\''; PERFORM 1; END$$",
+     "DO $$BEGIN EXECUTE E'ALTER ROLE app PASSWORD ********'; PERFORM 1; END$$"),
+    ("DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''pw'''; PERFORM 1; END$$",
+     "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ********'; PERFORM 1; END$$"),
+    ("DO $$BEGIN ALTER ROLE app PASSWORD 'pw'; PERFORM 1; END$$",
+     "DO $$BEGIN ALTER ROLE app PASSWORD ********; PERFORM 1; END$$"),
+    # the value is not written where the word is: the rest, and the literals of the code around it
+    ("DO $$DECLARE pw text := 'Sx'; BEGIN EXECUTE format('ALTER ROLE r PASSWORD %L', pw); END$$",
+     "DO $$DECLARE pw text := ********; BEGIN EXECUTE format(********"),
+    ("SELECT dblink_connect('c', 'host=h password=' || current_setting('x.pw'))",
+     "SELECT dblink_connect('c', 'host=h password********"),
     # not a password: left alone
     ("SET password_encryption = 'scram-sha-256'", "SET password_encryption = 'scram-sha-256'"),
     ("COMMENT ON COLUMN users.password IS 'a bcrypt hash'", "COMMENT ON COLUMN users.password IS 'a bcrypt hash'"),
     ("UPDATE users SET password_hash = 'x'", "UPDATE users SET password_hash = 'x'"),
+    ("CREATE TABLE t (password text NOT NULL, b int CHECK (b > 0))",
+     "CREATE TABLE t (password text NOT NULL, b int CHECK (b > 0))"),
+    ("CREATE ROLE app LOGIN -- its password comes later\n  VALID UNTIL 'infinity'",
+     "CREATE ROLE app LOGIN -- its password comes later\n  VALID UNTIL 'infinity'"),
 ])
-def test_redact_secrets_hides_what_follows_the_word_password(sql, shown):
+def test_redact_secrets_hides_the_value_that_sets_a_password_and_nothing_else(sql, shown):
     assert pm.redact_secrets(sql) == shown
 
 
-def test_redact_file_hides_each_statements_password_and_keeps_the_rest():
-    sql = ("-- rotate the password: hunter2\nCREATE TABLE t (c text DEFAULT '');\n"
-           "ALTER ROLE app PASSWORD '';\nCREATE TABLE u (c text DEFAULT '');\n")
-    assert pm.redact_file(parse_migration("009_roles.sql", sql)) == (
-        "-- rotate the password ********\nCREATE TABLE t (c text DEFAULT '');\n"
-        "ALTER ROLE app PASSWORD ********;\nCREATE TABLE u (c text DEFAULT '');\n")
+SECRET = "Sx9"
+SECRET_VALUES = ["'Sx9'", "'a''Sx9'", "E'a\\'Sx9'", "E'Sx9\\\\'", "U&'Sx9'", "$$Sx9$$", "$t$Sx9'$t$", "'Sx9'\n'more'",
+                 "'a'\n'Sx9'", "/* c */ 'Sx9'", "\"Sx9\"", "Sx9", "'Sx9' || 'x'"]
+SECRET_STATEMENTS = ["CREATE ROLE r LOGIN PASSWORD {} VALID UNTIL 'infinity'", "ALTER USER r WITH ENCRYPTED PASSWORD {}",
+                     "CREATE USER MAPPING FOR r SERVER s OPTIONS (user 'u', password {})",
+                     "ALTER SERVER s OPTIONS (SET password {})", "DO $do$BEGIN ALTER ROLE r PASSWORD {}; END$do$"]
+SECRET_VALUES_IN_LITERALS = ["ALTER ROLE r PASSWORD ''Sx9''", "host=h password=Sx9 dbname=d",
+                             "host=h password=''a Sx9'' x=y", "postgresql://u:Sx9@h/d", "postgres://h/d?password=Sx9",
+                             "host=h password = Sx9"]
+SECRET_LITERALS = ["SELECT dblink_connect('{}')", "DO $$BEGIN EXECUTE '{}'; END$$",
+                   "CREATE SUBSCRIPTION s CONNECTION '{}' PUBLICATION p"]
+
+
+@pytest.mark.parametrize("escapes", [False, True])
+def test_no_form_of_a_password_value_is_shown(escapes):
+    statements = [t.format(v) for t in SECRET_STATEMENTS for v in SECRET_VALUES] + [
+        t.format(v) for t in SECRET_LITERALS for v in SECRET_VALUES_IN_LITERALS]
+    shown = [pm.redact_secrets(sql, escapes) for sql in statements]
+    assert [sql for sql, text in zip(statements, shown) if SECRET in text] == []
+
+
+def test_redact_secrets_reads_backslashes_as_standard_conforming_strings_says():
+    sql = "ALTER ROLE app PASSWORD 'a\\' LOGIN' VALID UNTIL 'infinity'"
+    assert pm.redact_secrets(sql, escapes=True) == "ALTER ROLE app PASSWORD ******** VALID UNTIL 'infinity'"
+    assert pm.redact_secrets(sql) == "ALTER ROLE app PASSWORD ******** LOGIN' VALID UNTIL 'infinity'"
+
+
+def test_redact_file_shows_comments_and_statements_whole_but_for_the_password():
+    sql = ("-- rotate the password of app (password comes from the vault)\n"
+           "CREATE TABLE t (c text DEFAULT '', password_hash text);\n"
+           "ALTER ROLE app PASSWORD 'Sx';\n/* password */ CREATE TABLE u (c text DEFAULT '');\n"
+           "-- replica: postgresql://rep:Sx@db/x\n")
+    assert pm.redact_file(parse_migration("009_roles.sql", sql)) == sql.replace("'Sx'", "********").replace(
+        ":Sx@", ":********@")
+
+
+def test_redact_file_shows_the_repositorys_users_migration_exactly():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "migrations", "001_create_users_table.sql")) as f:
+        sql = f.read()
+    assert "password" in sql
+    assert pm.redact_file(parse_migration("001_create_users_table.sql", sql)) == sql
+
+
+def test_redact_context_hides_the_password_of_the_statement_it_quotes():
+    context = ("SQL statement \"ALTER ROLE app PASSWORD 'Sx-1' VALID UNTIL 'infinity'\"\n"
+               "PL/pgSQL function inline_code_block line 1 at EXECUTE")
+    assert pm.redact_context(context) == ("SQL statement \"ALTER ROLE app PASSWORD ******** VALID UNTIL "
+                                          "'infinity'\"; PL/pgSQL function inline_code_block line 1 at EXECUTE")
 
 
 @pytest.mark.parametrize("sql, message, shown", [
@@ -186,7 +256,8 @@ def test_redact_quoted_hides_what_the_message_quotes_of_the_hidden_sql(sql, mess
 
 
 def test_secret_parts_are_what_redact_secrets_hides():
-    assert pm.secret_parts("SELECT 'postgresql://u:p@h' AS uri, 1 AS password, 2") == [", 2", "p"]
+    assert pm.secret_parts("SELECT 'postgresql://u:p@h' AS uri, 1 AS password, 2") == ["p"]
+    assert pm.secret_parts("ALTER ROLE a PASSWORD 'x\\' LOGIN'") == ["'x\\'", "'x\\' LOGIN'"]  # read both ways
     assert pm.secret_parts("SELECT password_hash FROM users") == []
 
 
@@ -408,6 +479,81 @@ def test_detach_partition_concurrently_needs_no_transaction():
 
 def test_column_named_concurrently_outside_parentheses_is_not_flagged():
     assert pm.needs_no_transaction(one_statement("ALTER TABLE jobs ADD COLUMN concurrently boolean")) is None
+
+
+# ---------------------------------------------------------------------------
+# standard_conforming_strings
+# ---------------------------------------------------------------------------
+
+def split_off(sql, transactional=True):
+    return [(s.line, s.text) for s in pm.split_statements(sql, standard_strings=False, transactional=transactional)]
+
+
+def test_with_standard_conforming_strings_off_a_backslash_escapes_in_plain_literals():
+    sql = "INSERT INTO t VALUES ('it\\'s');\nSELECT 'C:\\\\';\nSELECT B'01', U&'d\\0061t\\+000061', 2;\n"
+    assert split_off(sql) == [(1, "INSERT INTO t VALUES ('it\\'s')"), (2, "SELECT 'C:\\\\'"),
+                              (3, "SELECT B'01', U&'d\\0061t\\+000061', 2")]
+    with pytest.raises(ValueError, match="psql meta-command at line 2"):
+        pm.split_statements(sql)  # on: 'it\' ends the literal, s' starts one
+
+
+def test_with_standard_conforming_strings_off_a_commit_in_a_literal_read_on_is_found():
+    # Read with the setting on, the COMMIT is inside a literal and the three lines one statement:
+    # sent as one query, the server (setting off) would commit the migration's transaction.
+    sql = "INSERT INTO t VALUES ('a\\'');\nCOMMIT;\nINSERT INTO t VALUES ('b');  -- '\n"
+    assert [text for _, text in split_off(sql)] == ["INSERT INTO t VALUES ('a\\'')", "COMMIT",
+                                                    "INSERT INTO t VALUES ('b')"]
+    assert len(pm.split_statements(sql)) == 1
+
+
+@pytest.mark.parametrize("switch, escapes_after", [
+    ("SET standard_conforming_strings = off;", True),
+    ("set session standard_conforming_strings to 'off';", True),
+    ("SET LOCAL \"standard_conforming_strings\" TO false;", True),
+    ("SET standard_conforming_strings = of; -- a comment may follow", True),
+    ("SET standard_conforming_strings TO DEFAULT;", False),
+    ("RESET standard_conforming_strings;", False),
+    ("RESET ALL;", False),
+    ("SET standard_conforming_strings = on; /* a comment\n that goes on */", False),
+])
+def test_the_files_own_set_of_standard_conforming_strings_holds_from_the_next_statement(switch, escapes_after):
+    sql = "SET standard_conforming_strings = off;\nSELECT 'a\\'b';\n%s\nSELECT '%s';\n" % (
+        switch, "c\\'d" if escapes_after else "c\\")
+    statements = pm.split_statements(sql, standard_strings=True)
+    assert [s.escapes for s in statements] == [False, True, True, escapes_after]
+    assert statements[-1].text == "SELECT '%s'" % ("c\\'d" if escapes_after else "c\\")
+
+
+def test_set_local_has_no_effect_in_a_no_transaction_file():
+    sql = "-- postgresql_migrate: no-transaction\nSET LOCAL standard_conforming_strings = off;\nSELECT 'c\\';\n"
+    assert [s.escapes for s in pm.split_statements(sql, transactional=False)] == [False, False]
+    with pytest.raises(ValueError, match="unterminated"):
+        pm.split_statements(sql, transactional=True)
+
+
+def test_more_sql_after_set_standard_conforming_strings_on_its_line_is_refused():
+    # psql reads the rest of the line with the old setting, the server with the new one
+    with pytest.raises(ValueError, match="line 1: more SQL follows SET standard_conforming_strings on the same "
+                                         "line, which psql reads with the old setting and the server with the "
+                                         "new one; put it on a line of its own"):
+        pm.split_statements("SET standard_conforming_strings = off; SELECT 'x\\'; COMMIT; SELECT '';\n")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT set_config('standard_conforming_strings', 'off', false);",
+    "DO $$BEGIN EXECUTE 'SET standard_conforming_strings = off'; END$$;",
+])
+def test_changing_standard_conforming_strings_otherwise_than_by_set_is_refused(sql):
+    assert problems_of_file("001_x.sql", sql) == [
+        "001_x.sql line 1: changes standard_conforming_strings other than by SET or RESET, so the module cannot "
+        "tell how psql and the server read the lines after it; use SET standard_conforming_strings on a line of "
+        "its own"]
+
+
+def test_reading_standard_conforming_strings_is_no_change():
+    parse_migration("001_x.sql", "SELECT current_setting('standard_conforming_strings');\n"
+                                 "ALTER DATABASE app SET standard_conforming_strings = on;\n"
+                                 "SHOW standard_conforming_strings;\n")
 
 
 # ---------------------------------------------------------------------------
@@ -881,6 +1027,8 @@ def test_too_large_message_states_the_file_size(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("007", 7), ("14", 14), (" 14 ", 14), (3, 3),
     ("v1", None), ("", None), ("1.2", None), ("-1", None), ("1_a", None),
+    # digits to Python (isdigit, int(), \\d), never a version: 1² would crash int(), ١ would be 1
+    ("\u00b2", None), ("1\u00b2", None), ("\u0661", None), ("\u0660\u0660\u0661", None), ("\uff11", None),
 ])
 def test_version_number(text, expected):
     assert pm.version_number(text) == expected
@@ -973,9 +1121,11 @@ def test_unused_accept_checksums_is_a_warning(four):
 
 
 @pytest.mark.parametrize("option", ["accept_checksums", "retry_incomplete"])
-def test_non_numeric_version_lists_are_refused(four, option):
-    result = plan(four, **{option: ["latest"]})
-    assert result["problems"] == ["%s holds a value that is not a version number" % option]
+@pytest.mark.parametrize("value", ["latest", "\u0661", "1\u00b2"])
+def test_non_numeric_version_lists_are_refused(four, option, value):
+    result = plan(four, **{option: ["002", value]})
+    assert result["problems"] == ['%s holds %r, not a version number: a version is the digits 0-9 of a migration '
+                                  'file name, for example "014"' % (option, value)]
 
 
 def test_pending_version_below_an_applied_one_is_refused(four):
@@ -1190,7 +1340,15 @@ def test_durations_are_accepted(value):
     (dict(path=""), "path is empty: give the directory of the migration files"),
     (dict(lock_retries=-1), "lock_retries must be 0 or more"),
     (dict(max_file_size=0), "max_file_size must be a positive number of bytes"),
-    (dict(target_version="v2"), "target_version 'v2' is not a version number"),
+    (dict(target_version="v2"), "target_version 'v2' is not a version number: a version is the digits 0-9 "
+                                "of a migration file name, for example \"014\""),
+    (dict(target_version="\u00b2"), "target_version '\u00b2' is not a version number: a version is the digits "
+                                     "0-9 of a migration file name, for example \"014\""),
+    (dict(accept_checksums=["\u0661", "2", "x"]), "accept_checksums holds '\u0661', 'x', not version numbers: a "
+                                                 "version is the digits 0-9 of a migration file name, for example "
+                                                 "\"014\""),
+    (dict(retry_incomplete=["\u0661"]), "retry_incomplete holds '\u0661', not a version number: a version is the "
+                                        "digits 0-9 of a migration file name, for example \"014\""),
 ])
 def test_bad_numbers_are_refused(overrides, problem):
     assert pm.validate_params(module_params(**overrides)) == [problem]
