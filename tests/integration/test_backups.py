@@ -119,3 +119,20 @@ def _postgres_ids():
     import pwd
     entry = pwd.getpwnam("postgres")
     return entry.pw_uid, entry.pw_gid
+
+
+def test_a_shared_backup_directory_keeps_its_owner_and_mode(deploy, db, site):
+    """Pointed at a directory other tools use, the deploy writes its backup there and changes
+    neither the directory's mode nor its owner (it once made it 0700 for postgres)."""
+    site.backups.mkdir()
+    os.chown(site.backups, 0, 0)
+    site.backups.chmod(0o1777)  # like /tmp: anyone may write, only owners delete
+    other = site.backups / "nightly-app.tar"
+    other.write_text("another tool's file")
+
+    run = deploy()
+
+    assert run.rc == 0, run.output[-3000:]
+    assert mode_of(site.backups) == 0o1777 and site.backups.stat().st_uid == 0
+    assert other.read_text() == "another tool's file"
+    assert len(site.backup_files()) == 1 and mode_of(site.backup_files()[0]) == 0o600
