@@ -84,13 +84,15 @@ def test_a_directory_without_a_manifest_in_the_databases_own_folder_is_left_alon
     (owner_dir,) = {d.parent for d in manifests(site.releases)}
     plant(owner_dir / "by-hand", {"notes.txt": "kept\n"})
     plant(owner_dir / "r0", {"000_x.sql": "SELECT 1;\n"})  # a release name, no manifest
+    # A manifest cut short (a full disk, an editor): not this tool's as far as anyone can tell.
+    plant(owner_dir / "torn", {MARKER: json.dumps({"tool": "db_deploy", "database": db.name})[:30]})
 
     for n in (2, 3):
         run = deploy(vars=variables, extra_vars={"db_deploy_release_id": f"r{n}"})
         assert run.rc == 0, run.output
 
-    assert sorted(p.name for p in owner_dir.iterdir()) == ["by-hand", "r0", "r3"]
-    assert f"Left alone in {owner_dir}: by-hand, r0." in run.stdout
+    assert sorted(p.name for p in owner_dir.iterdir()) == ["by-hand", "r0", "r3", "torn"]
+    assert f"Left alone in {owner_dir}: by-hand, r0, torn." in run.stdout
     assert (owner_dir / "by-hand" / "notes.txt").read_text() == "kept\n"
 
 
