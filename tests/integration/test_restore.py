@@ -143,3 +143,34 @@ def test_backups_are_listed_and_only_a_marked_copy_is_dropped(deploy, pg, db, si
     finally:
         pg.drop_database(lookalike)
         drop(pg, kept_copies(pg, db.name))
+
+
+@pytest.mark.parametrize("suffix", [' a "quoted" \'name', "-" + "x" * 38 + ".Y"], ids=["quotes-and-spaces", "long"])
+def test_an_odd_database_name_is_backed_up_restored_listed_and_its_copy_dropped(deploy, pg, db, site, socket_vars,
+                                                                                 suffix):
+    """Names with spaces and both quotes, or near PostgreSQL's 63 characters: every identifier
+    and literal of the backup, restore, list and drop steps is quoted (variables from the
+    inventory, not -e, which would need shell quoting)."""
+    name = db.name[:20] + suffix
+    create(pg, [name])
+    try:
+        assert deploy(vars=host_vars(socket_vars, name)).rc == 0
+        insert_user(pg, name, "kept@example.com")
+        backed_up = deploy(vars=host_vars(socket_vars, name, db_deploy_backup_always=True, db_deploy_backup_keep=1))
+        assert backed_up.rc == 0, backed_up.output[-3000:]
+        insert_user(pg, name, "after-the-backup@example.com")
+
+        restored = deploy(RESTORE, vars=host_vars(socket_vars, name, db_deploy_restore_confirm=name))
+        listed = deploy(LIST, vars=host_vars(socket_vars, name))
+
+        assert restored.rc == 0, restored.output[-4000:]
+        assert users(pg, name) == ["kept@example.com"]
+        (copy,) = kept_copies(pg, name)
+        assert listed.rc == 0 and json.dumps(copy)[1:-1] in listed.stdout, listed.output[-3000:]
+        dropped = deploy(DROP, vars=host_vars(socket_vars, name, db_deploy_drop_copy=copy,
+                                               db_deploy_drop_confirm=copy))
+        assert dropped.rc == 0, dropped.output[-3000:]
+        assert kept_copies(pg, name) == []
+    finally:
+        drop(pg, kept_copies(pg, name))
+        drop(pg, [name])
