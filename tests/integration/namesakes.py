@@ -1,5 +1,5 @@
 """Databases whose names share a prefix (st44, st44-eu, st44_eu, st44.x), deployed into one
-backup directory: what the backup and restore tests of issue #13 share."""
+backup directory: what the backup and restore tests share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Backups of databases whose names share a prefix, in one directory (issue #13, item 1).
+"""Backups of databases whose names share a prefix, in one directory.
 
 st44, st44-eu, st44_eu and st44.x (here: the test's database and three namesakes) deploy into
 ONE backup directory with a small db_deploy_backup_keep. Each keeps exactly its own newest

@@ -1,5 +1,5 @@
 """restore-db.yml, backups-db.yml and drop-copy-db.yml with namesake databases in one backup
-directory (issue #13, item 2): a restore takes only its own database's backup, on one host,
+directory: a restore takes only its own database's backup, on one host,
 says what it restores; kept copies are listed and only a marked copy is dropped."""
 
 from __future__ import annotations

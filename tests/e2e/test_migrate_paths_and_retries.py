@@ -1,5 +1,5 @@
-"""Issue #13, the module's wrong answers: a path without migrations, bad entries in it, an invalid
-index recorded as applied by a retry, retry messages, another tool's history table. Every case runs
+"""The module's answers for a path without migrations, bad entries in it, a retry over an
+invalid index, retry messages, another tool's history table. Every case runs
 postgresql_migrate through ansible-playbook against a real PostgreSQL."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #13, what the module reads and shows: versions are ASCII digits only, the SQL shown is
+"""What the module reads and shows: versions are ASCII digits only, the SQL shown is
 the SQL written (only a password's value hidden), and the splitter reads literals as the
 session's standard_conforming_strings makes psql read them. Through ansible-playbook, against a
 real PostgreSQL."""
