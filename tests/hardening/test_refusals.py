@@ -16,6 +16,7 @@ dump compresses worse than expected or another process fills the disk meanwhile.
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 
 import pytest
@@ -34,7 +35,10 @@ def tmpfs():
 
     def _mount(path, size: str, read_only: bool = False):
         path.mkdir(parents=True, exist_ok=True)
-        options = f"size={size},mode=0700" + (",ro" if read_only else "")
+        # A volume mounted for the database OS user, as an operator would: the deploy sets the
+        # owner and mode only of a backup directory it creates itself.
+        postgres = pwd.getpwnam("postgres")
+        options = f"size={size},mode=0700,uid={postgres.pw_uid},gid={postgres.pw_gid}" + (",ro" if read_only else "")
         subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
         mounted.append(path)
         return path
@@ -60,7 +64,7 @@ def test_read_only_backup_directory_stops_before_migrating(deploy, db, site, tmp
 
     assert_refused_before_migrating(run, db, before)
     assert "Read-only file system" in run.output
-    assert 'failed at "Create the backup directory, for the database OS user only"' in run.output
+    assert 'failed at "Dump the database with pg_dump (custom format)"' in run.output
     assert os.listdir(site.backups) == []
 
 
@@ -83,6 +87,7 @@ def test_disk_full_during_pg_dump_leaves_no_backup_and_applies_nothing(deploy, d
 
     # Room again (a bigger volume): the same deploy converges.
     subprocess.run(["umount", str(site.backups)], check=True)
+    site.backups.rmdir()  # the mount point: the deploy creates the directory itself
     rerun = deploy(vars=host_vars)
     assert rerun.rc == 0, rerun.output
     assert recorded_versions(db) == ST44_VERSIONS
