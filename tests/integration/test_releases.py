@@ -91,7 +91,8 @@ def test_a_directory_without_a_manifest_in_the_databases_own_folder_is_left_alon
         run = deploy(vars=variables, extra_vars={"db_deploy_release_id": f"r{n}"})
         assert run.rc == 0, run.output
 
-    assert sorted(p.name for p in owner_dir.iterdir()) == ["by-hand", "r0", "r3", "torn"]
+    # .store: the contents the releases link to, shipped once each (ship.yml).
+    assert sorted(p.name for p in owner_dir.iterdir()) == [".store", "by-hand", "r0", "r3", "torn"]
     assert f"Left alone in {owner_dir}: by-hand, r0, torn." in run.stdout
     assert (owner_dir / "by-hand" / "notes.txt").read_text() == "kept\n"
 
@@ -121,3 +122,60 @@ def test_two_databases_sharing_a_release_root_keep_their_own_releases(deploy, pg
         assert other.tables() == db.tables() and "users" in db.tables()
     finally:
         pg.drop_database(other.name)
+
+
+def test_the_same_files_under_a_new_release_id_cost_nothing_and_change_nothing(deploy, db, site, socket_vars):
+    assert deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r1"}).rc == 0
+
+    run = deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r2"})
+
+    assert run.rc == 0, run.output
+    assert run.recap()["changed"] == 0, run.stdout
+    owned = {d.name: d for d in manifests(site.releases)}
+    assert sorted(owned) == ["r1", "r2"]
+    # One copy of each content on the host: r2's files are r1's, not new copies.
+    for sql in sorted(site.migrations.glob("*.sql")):
+        first, second = owned["r1"] / sql.name, owned["r2"] / sql.name
+        assert second.read_text() == sql.read_text()
+        assert second.stat().st_ino == first.stat().st_ino
+
+
+def test_a_new_migration_file_is_the_only_content_shipped(deploy, db, site, socket_vars):
+    assert deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r1"}).rc == 0
+    (site.migrations / "900_add_note.sql").write_text("CREATE TABLE note (id int);\n")
+
+    run = deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r2"})
+
+    assert run.rc == 0, run.output
+    owned = {d.name: d for d in manifests(site.releases)}
+    store = owned["r2"].parent / ".store"
+    assert sorted(p.name for p in owned["r2"].glob("*.sql")) == sorted(p.name for p in site.migrations.glob("*.sql"))
+    assert (owned["r2"] / "900_add_note.sql").stat().st_nlink == 2  # the store's copy and this release's
+    assert len(list(store.iterdir())) == len(list(site.migrations.glob("*.sql"))) + 1  # + the lock
+    assert "note" in db.tables()
+
+
+def test_a_content_changed_on_the_host_is_shipped_again(deploy, db, site, socket_vars):
+    assert deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r1"}).rc == 0
+    (release,) = manifests(site.releases)
+    shipped = sorted(release.glob("*.sql"))[-1]
+    original = shipped.read_text()
+    shipped.write_text(original + "\n-- edited on the host\n")  # also edits the store's copy: a hard link
+
+    run = deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r1"})
+
+    assert run.rc == 0, run.output
+    assert shipped.read_text() == original
+    assert (site.releases / release.parent.name / ".store").is_dir()
+
+
+def test_a_directory_named_like_the_release_but_not_made_by_the_tool_is_refused(deploy, db, site, socket_vars):
+    assert deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r1"}).rc == 0
+    (owner_dir,) = {d.parent for d in manifests(site.releases)}
+    plant(owner_dir / "r2", {"notes.txt": "someone's\n"})
+
+    run = deploy(vars=socket_vars, extra_vars={"db_deploy_release_id": "r2"})
+
+    assert run.rc == 2, run.output
+    assert f"{owner_dir / 'r2'} exists but was not made by this tool" in run.stdout
+    assert sorted(p.name for p in (owner_dir / "r2").iterdir()) == ["notes.txt"]
