@@ -69,6 +69,14 @@ options:
         C(db_deploy) role passes C(db_deploy_), so its users read C(db_deploy_retry_incomplete).
     type: str
     default: ''
+  progress_file:
+    description:
+      - A file the module rewrites before each migration it applies, with a JSON object whose C(msg)
+        names the version running, its place in the run and the time it started; removed when the
+        module ends. A caller that runs this module asynchronously reads it to show how far a long
+        run is. Empty for none.
+    type: path
+    default: ''
   allow_empty:
     description:
       - Accept a O(path) directory that holds no migration file (nothing is applied; the history is
@@ -399,6 +407,7 @@ summary:
 
 import errno
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -2498,6 +2507,7 @@ def argument_spec():
         max_file_size=dict(type='int', default=50 * 1024 * 1024),
         allow_empty=dict(type='bool', default=False),
         option_prefix=dict(type='str', default=''),
+        progress_file=dict(type='path', default=''),
     )
     return spec
 
@@ -2686,14 +2696,37 @@ def prepare_session(db, params, check_mode):
     return setup
 
 
-def execute_plan(runner, plan, entries_by_version, result):
+def write_progress(path, mig, index, total):
+    """Say which migration is running, for a caller polling an asynchronous run (progress_file)."""
+    started = time.time()
+    text = json.dumps(dict(
+        msg='applying %s %s (%d of %d), started %s' % (mig.version, mig.name, index + 1, total,
+                                                       time.strftime('%H:%M:%S', time.localtime(started))),
+        version=mig.version, started=started))
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def execute_plan(runner, plan, entries_by_version, result, progress_file=''):
     """Apply plan['to_apply'] in order; stop at the first failure (raised as TaskFailure)."""
     checksums = plan['adopt'] + plan['accept']
     runner.record_checksums(checksums)
     result['changed'] = bool(checksums)
     applied = []
+    try:
+        apply_in_order(runner, plan, entries_by_version, result, applied, progress_file)
+    finally:
+        if progress_file and os.path.exists(progress_file):
+            os.unlink(progress_file)
+
+
+def apply_in_order(runner, plan, entries_by_version, result, applied, progress_file):
     for index, mig in enumerate(plan['to_apply']):
         entry = entries_by_version[mig.version]
+        if progress_file:
+            write_progress(progress_file, mig, index, len(plan['to_apply']))
         try:
             entry['duration_ms'] = runner.apply(mig)
         except ApplyFailure as failure:
@@ -2747,7 +2780,7 @@ def run(module, db, migrations, names, result):
     runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
                     setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip(),
                     retried=[mig.number for mig in plan['to_apply'] if mig.number in incomplete])
-    execute_plan(runner, plan, entries_by_version, result)
+    execute_plan(runner, plan, entries_by_version, result, params['progress_file'])
 
 
 def result_entry(entry):
