@@ -20,34 +20,39 @@ REQUIREMENTS = REPO_ROOT / "requirements.yml"
 
 
 def collections_block(script: str) -> str:
-    """The lines of setup.sh from `COLLECTIONS=(` to the end of the last statement that
-    changes COLLECTIONS (an `if` around a `COLLECTIONS+=` included): only assignments, so
-    bash can run them without running set-up."""
-    lines = script.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("COLLECTIONS=(")), None)
-    assert start is not None, f"{SETUP} has no line starting with COLLECTIONS=("
-    end = start
-    depth = 0
-    for i in range(start, len(lines)):
-        word = lines[i].strip().split(" ", 1)[0]
-        if word == "if":
-            depth += 1
-        elif word == "fi":
-            depth -= 1
-            if depth == 0:
-                end = i
-        elif "COLLECTIONS+=" in lines[i] or i == start:
-            end = i
-        elif depth == 0 and lines[i].strip() and not lines[i].lstrip().startswith("#"):
-            break
-    return "\n".join(lines[start:end + 1])
+    """The top-level statements of setup.sh that assign COLLECTIONS (`COLLECTIONS=(...)`,
+    `COLLECTIONS+=(...)`, and the whole `if ... fi` around one), in order: bash can run them
+    without running set-up."""
+    statements, current, depth, heredoc_end = [], [], 0, None
+    for line in script.splitlines():
+        current.append(line)
+        if heredoc_end is not None:
+            # A heredoc's body (the embedded python) is text, not shell.
+            if line.strip() == heredoc_end:
+                heredoc_end = None
+        else:
+            heredoc = re.search(r"<<-?\s*['\"]?(\w+)", line)
+            heredoc_end = heredoc[1] if heredoc else None
+            words = line.split()
+            if words[:1] == ["if"] and words[-1:] != ["fi"]:
+                depth += 1
+            elif words[:1] == ["fi"]:
+                depth -= 1
+        if depth == 0 and heredoc_end is None:
+            statements.append("\n".join(current))
+            current = []
+    block = "\n".join(st for st in statements if re.search(r"\bCOLLECTIONS\+?=\(", st))
+    assert block, f"{SETUP} assigns no COLLECTIONS=(...)"
+    return block
 
 
 def setup_collections(driver: str) -> dict[str, int]:
     """{name: major} that setup.sh checks with ST44_MOLECULE_DRIVER=driver."""
     block = collections_block(SETUP.read_text())
     proc = subprocess.run(
-        ["bash", "-c", 'set -euo pipefail\n' + block + '\nprintf "%s\\n" "${COLLECTIONS[@]}"'],
+        # say/die stubbed: a branch that talks must not stop the listing.
+        ["bash", "-c", 'set -euo pipefail\nsay() { :; }\ndie() { exit 1; }\n' + block
+         + '\nprintf "%s\\n" "${COLLECTIONS[@]}"'],
         env={"PATH": "/usr/bin:/bin", "ST44_MOLECULE_DRIVER": driver},
         capture_output=True, text=True, timeout=10, check=False)
     assert proc.returncode == 0, f"bash could not run setup.sh's COLLECTIONS lines:\n{block}\n{proc.stderr}"
