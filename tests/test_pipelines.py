@@ -64,7 +64,7 @@ def merge(base: dict, over: dict) -> dict:
 
 def github_doc() -> dict:
     doc = load(GITHUB)
-    # YAML 1.1 (PyYAML) reads the key `on` as True.
+    # A bare `on` is True to YAML 1.1 readers (PyYAML); the file quotes it, GitHub takes both.
     doc["on"] = doc.pop(True, doc.get("on"))
     return doc
 
