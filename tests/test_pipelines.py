@@ -296,7 +296,8 @@ def test_github_release_waits_for_the_production_environment_and_the_plan_is_rea
     assert release["environment"] == "production"
     assert "startsWith(github.ref, 'refs/tags/v')" in release["if"] and "pull_request" in release["if"]
     assert release["concurrency"]["cancel-in-progress"] is False
-    assert plan["if"] == "github.event_name == 'pull_request'" and plan["environment"] == "production-plan"
+    assert plan["if"].startswith("github.event_name == 'pull_request' && ") and "head.repo.full_name" in plan["if"]
+    assert plan["environment"] == "production-plan"
     assert all("--check" in cmd and "--diff" in cmd for cmd in playbook_lines(github_lines(plan)))
     applying = [n for n, j in doc["jobs"].items() if any("--check" not in c for c in playbook_lines(github_lines(j)))]
     assert applying == ["release"]
