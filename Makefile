@@ -10,10 +10,16 @@ PYTEST_ARGS ?=
 # queue, two minutes each) run two at a time instead of on one worker.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test bench clean
+.PHONY: setup setup-deploy test bench clean
 
 setup:
 	bash scripts/setup.sh
+
+# What a pipeline runner needs to run the playbooks against remote hosts, and
+# no more: the venv with requirements.txt and community.postgresql; no
+# PostgreSQL server, test tools or podman (docs/examples/ call it).
+setup-deploy:
+	bash scripts/setup.sh --deploy-only
 
 # The deploy playbook against the local default (inventory/local): a PostgreSQL
 # for this checkout on this machine, started first if it is not running
