@@ -50,8 +50,9 @@ def setup_collections(driver: str) -> dict[str, int]:
     """{name: major} that setup.sh checks with ST44_MOLECULE_DRIVER=driver."""
     block = collections_block(SETUP.read_text())
     proc = subprocess.run(
-        # say/die stubbed: a branch that talks must not stop the listing.
-        ["bash", "-c", 'set -euo pipefail\nsay() { :; }\ndie() { exit 1; }\n' + block
+        # say/die stubbed: a branch that talks must not stop the listing. The full set-up, not
+        # --deploy-only (which installs a subset of it).
+        ["bash", "-c", 'set -euo pipefail\nDEPLOY_ONLY=false\nsay() { :; }\ndie() { exit 1; }\n' + block
          + '\nprintf "%s\\n" "${COLLECTIONS[@]}"'],
         env={"PATH": "/usr/bin:/bin", "ST44_MOLECULE_DRIVER": driver},
         capture_output=True, text=True, timeout=10, check=False)
