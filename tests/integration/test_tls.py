@@ -20,7 +20,9 @@ import psycopg2.sql
 import pytest
 from pgcluster import Database, PgCluster, make_base_root
 
-from .support import ST44_TABLES, ST44_VERSIONS, SYSTEM_PYTHON, public_tables, recorded_versions
+from .namesakes import kept_copies
+from .support import (ST44_TABLES, ST44_VERSIONS, SYSTEM_PYTHON, add_app_rows, public_tables, recorded_versions,
+                      row_counts)
 
 pytestmark = pytest.mark.e2e
 
@@ -117,16 +119,12 @@ def tls_vars(tls_pg, tls_db, site) -> dict:
     }
 
 
-def _connections(cluster: PgCluster, since: int, dbname: str) -> list[str]:
-    """The server's 'connection authorized' lines for dbname logged after offset since."""
-    return [line for line in cluster.log_text()[since:].splitlines()
-            if "connection authorized" in line and f"database={dbname} " in line]
-
-
-def test_deploy_over_tls_with_a_client_certificate_applies_and_backs_up(deploy, tls_pg, tls_db, tls_vars, site):
+def test_deploy_over_tls_with_a_client_certificate_applies_backs_up_and_restores(deploy, tls_pg, tls_db, tls_vars,
+                                                                                  site):
     log_start = len(tls_pg.log_text())
 
     run = deploy(vars=tls_vars)
+    deploy_log = tls_pg.log_text()[log_start:]
 
     assert run.rc == 0, run.output
     assert recorded_versions(tls_db) == ST44_VERSIONS
@@ -135,10 +133,24 @@ def test_deploy_over_tls_with_a_client_certificate_applies_and_backs_up(deploy, 
     assert len(backups) == 1 and backups[0].stat().st_size > 0, run.output
     # Every connection, the module's and pg_dump's, came with the certificate over TLS and
     # with the connect_params (pg_dump would otherwise call itself pg_dump).
-    connections = _connections(tls_pg, log_start, tls_db.name)
-    assert connections, tls_pg.log_text()[log_start:]
+    connections = [line for line in deploy_log.splitlines() if "connection authorized" in line]
+    assert connections, deploy_log
     assert all(f"user={ROLE} " in line and "SSL enabled" in line for line in connections), connections
     assert all(f"application_name={APP_NAME}" in line for line in connections), connections
+
+    add_app_rows(tls_db)  # after the backup: the restore takes them away
+    log_start = len(tls_pg.log_text())
+    restored = deploy("playbooks/restore-db.yml", vars=tls_vars, extra_vars={"db_deploy_restore_confirm": tls_db.name})
+    restore_log = tls_pg.log_text()[log_start:]
+
+    assert restored.rc == 0, restored.output
+    assert public_tables(tls_pg, tls_db.name) == []  # the backup was taken before the first migration
+    (kept,) = kept_copies(tls_pg, tls_db.name)
+    assert row_counts(tls_pg, kept)["users"] == 2
+    # pg_restore too: the certificate, TLS and the connect_params.
+    connections = [line for line in restore_log.splitlines() if "connection authorized" in line]
+    assert connections and all(f"user={ROLE} " in line and "SSL enabled" in line
+                               and f"application_name={APP_NAME}" in line for line in connections), connections
 
 
 def test_deploy_without_the_client_certificate_is_refused_with_libpqs_message(deploy, tls_pg, tls_db, tls_vars,
