@@ -67,3 +67,13 @@ molecule: setup
 	bash scripts/setup-molecule.sh
 	PATH="$(CURDIR)/.venv/bin:$$PATH" ST44_MOLECULE_PREFIX="$(ST44_MOLECULE_PREFIX)" \
 		.venv/bin/molecule test $(MOLECULE_ARGS)
+
+# A fresh encrypted vault for inventory/$(ENV) (scripts/new-vault.sh): asks for the vault
+# password twice and for each vault_* value the inventory uses, none echoed; never
+# overwrites an existing vault. make vault ENV=prod
+ENV ?=
+
+.PHONY: vault
+
+vault: setup
+	bash scripts/new-vault.sh $(ENV)
