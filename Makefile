@@ -10,10 +10,16 @@ PYTEST_ARGS ?=
 # queue, two minutes each) run two at a time instead of on one worker.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test bench clean
+.PHONY: setup setup-deploy test bench clean
 
 setup:
 	bash scripts/setup.sh
+
+# What a pipeline runner needs to run the playbooks against remote hosts, and
+# no more: the venv with requirements.txt and community.postgresql; no
+# PostgreSQL server, test tools or podman (docs/examples/ call it).
+setup-deploy:
+	bash scripts/setup.sh --deploy-only
 
 # The deploy playbook against the local default (inventory/local): a PostgreSQL
 # for this checkout on this machine, started first if it is not running
@@ -61,3 +67,13 @@ molecule: setup
 	bash scripts/setup-molecule.sh
 	PATH="$(CURDIR)/.venv/bin:$$PATH" ST44_MOLECULE_PREFIX="$(ST44_MOLECULE_PREFIX)" \
 		.venv/bin/molecule test $(MOLECULE_ARGS)
+
+# A fresh encrypted vault for inventory/$(ENV) (scripts/new-vault.sh): asks for the vault
+# password twice and for each vault_* value the inventory uses, none echoed; never
+# overwrites an existing vault. make vault ENV=prod
+ENV ?=
+
+.PHONY: vault
+
+vault: setup
+	bash scripts/new-vault.sh $(ENV)

@@ -3,7 +3,20 @@
 # (tests start their own throwaway server), a Python venv with the pinned
 # requirements, and the Ansible collections from requirements.yml.
 # Idempotent: a second run only checks, and takes about a second.
+#
+# --deploy-only (make setup-deploy): what running the playbooks against remote
+# hosts needs on a pipeline runner, and nothing else: the venv with
+# requirements.txt (not -dev) and community.postgresql only; no
+# PostgreSQL server, no system psycopg2, no podman, no OS user. The database
+# hosts bring their own pg_dump and python3-psycopg2.
 set -euo pipefail
+
+DEPLOY_ONLY=false
+case "${1:-}" in
+    "") ;;
+    --deploy-only) DEPLOY_ONLY=true ;;
+    *) printf 'usage: %s [--deploy-only]\n' "$0" >&2; exit 2 ;;
+esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -17,14 +30,18 @@ WHEEL_DIR="$ROOT/.cache/wheels"
 # community.postgresql 4.2.0.
 ANSIBLE_BUNDLE="ansible==12.3.0"
 # Collections to take from that bundle, as name:major version that must be
-# installed (keep in line with requirements.yml). containers.podman: the
-# Molecule scenarios (molecule/) reach their container with its connection
-# plugin, and make test runs them.
-COLLECTIONS=(community.postgresql:4 containers.podman:1)
-# Molecule's docker driver (ST44_MOLECULE_DRIVER=docker, molecule/README.md) needs
-# these instead; only installed when asked for.
-if [[ "${ST44_MOLECULE_DRIVER:-podman}" == docker ]]; then
-    COLLECTIONS+=(community.docker:4 ansible.posix:2 community.library_inventory_filtering_v1:1)
+# installed (keep in line with requirements.yml).
+if $DEPLOY_ONLY; then
+    COLLECTIONS=(community.postgresql:4)
+else
+    # containers.podman: the Molecule scenarios (molecule/) reach their
+    # container with its connection plugin, and make test runs them.
+    COLLECTIONS=(community.postgresql:4 containers.podman:1)
+    # Molecule's docker driver (ST44_MOLECULE_DRIVER=docker, molecule/README.md)
+    # needs these instead; only installed when asked for.
+    if [[ "${ST44_MOLECULE_DRIVER:-podman}" == docker ]]; then
+        COLLECTIONS+=(community.docker:4 ansible.posix:2 community.library_inventory_filtering_v1:1)
+    fi
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -33,23 +50,32 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-# --- PostgreSQL server binaries --------------------------------------------
-ensure_pg_binaries
+# --- What the tests and the local default need on this machine ------------
+test_prerequisites() {
+    # PostgreSQL server binaries: the tests start their own servers.
+    ensure_pg_binaries
 
-# PostgreSQL refuses to run as root: as root, tests run it as the 'postgres'
-# OS user, which the Debian package normally creates.
-if [[ $EUID -eq 0 ]]; then
-    if id -u postgres >/dev/null 2>&1; then
-        say "OS user 'postgres' for test servers: present"
-    else
-        say "OS user 'postgres' for test servers: creating it"
-        useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    # PostgreSQL refuses to run as root: as root, tests run it as the 'postgres'
+    # OS user, which the Debian package normally creates.
+    if [[ $EUID -eq 0 ]]; then
+        if id -u postgres >/dev/null 2>&1; then
+            say "OS user 'postgres' for test servers: present"
+        else
+            say "OS user 'postgres' for test servers: creating it"
+            useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+        fi
     fi
-fi
 
-# Database hosts run modules with their system python (Debian's python3 with
-# python3-psycopg2), and so do the local default and the tests.
-ensure_system_psycopg2
+    # Database hosts run modules with their system python (Debian's python3 with
+    # python3-psycopg2), and so do the local default and the tests.
+    ensure_system_psycopg2
+}
+
+if $DEPLOY_ONLY; then
+    say "deploy-only: no PostgreSQL server, system psycopg2 or test tools on this machine"
+else
+    test_prerequisites
+fi
 
 # --- Python virtualenv ------------------------------------------------------
 command -v "$PYTHON" >/dev/null || die "'$PYTHON' not found; Python >= 3.11 is required"
@@ -66,13 +92,22 @@ fi
 
 # Reinstall only when a requirements file changed: pip itself needs several
 # seconds even when there is nothing to do.
+# A venv set up for the tests holds the runtime packages too, so --deploy-only
+# accepts it as it is.
 STAMP="$VENV/.requirements.sha256"
-want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-    say "python packages: up to date with requirements-dev.txt"
+full="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
+runtime="deploy-only:$(sha256sum < requirements.txt | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if $DEPLOY_ONLY; then
+    reqs=requirements.txt want="$runtime"
 else
-    say "python packages: installing requirements-dev.txt"
-    "$VENV/bin/python" -m pip install -qq -r requirements-dev.txt
+    reqs=requirements-dev.txt want="$full"
+fi
+if [[ "$have" == "$want" || ( $DEPLOY_ONLY == true && "$have" == "$full" ) ]]; then
+    say "python packages: up to date with $reqs"
+else
+    say "python packages: installing $reqs"
+    "$VENV/bin/python" -m pip install -qq -r "$reqs"
     echo "$want" > "$STAMP"
 fi
 

@@ -4,6 +4,10 @@ One message per variable, each on one line: a name that is not a variable of the
 the nearest valid name; a value of the wrong type, with the type wanted and the type given.
 Values are never quoted (a password is a db_deploy_* variable too).
 
+db_deploy_connect_params is checked key by key: pg_dump and pg_restore get the connection
+through libpq's environment, so a key libpq reads from no PG* variable, one a role variable
+already sets, or a secret is refused, naming what to use instead.
+
 Types are checked with the same validator Ansible runs before the role's first task
 (ArgumentSpecValidator), one variable at a time, so that whatever passes here passes there.
 """
@@ -41,7 +45,39 @@ def valid_options(argument_specs: dict) -> dict:
     return options
 
 
-def problems(given: dict, argument_specs: dict, also_valid=()) -> list[str]:
+# connect_params keys the role sets from its own variables (or must never be in plain text).
+_USE_INSTEAD = {
+    "host": "db_deploy_login_host",
+    "port": "db_deploy_login_port",
+    "user": "db_deploy_login_user",
+    "dbname": "db_deploy_db_name",
+    "sslmode": "db_deploy_ssl_mode",
+    "sslrootcert": "db_deploy_ca_cert",
+    "sslcert": "db_deploy_ssl_cert",
+    "sslkey": "db_deploy_ssl_key",
+    "password": "db_deploy_login_password from the vault (pg_dump reads it from a pass file the role writes)",
+    "passfile": "db_deploy_login_password from the vault (pg_dump reads it from a pass file the role writes)",
+    "sslpassword": "a client key without a passphrase, readable only by the user the deploy runs as",
+}
+
+
+def connect_params_problems(params: dict, libpq_env: dict) -> list[str]:
+    """One message per key of db_deploy_connect_params that pg_dump could not be given."""
+    found = []
+    for key in sorted(params, key=str):
+        if key in _USE_INSTEAD:
+            found.append("db_deploy_connect_params may not set %s: use %s" % (key, _USE_INSTEAD[key]))
+        elif key not in libpq_env:
+            nearest = difflib.get_close_matches(str(key), sorted(set(libpq_env) | set(_USE_INSTEAD)), n=1, cutoff=0.8)
+            found.append(
+                "db_deploy_connect_params may not set %s: libpq has no environment variable for it, so pg_dump and"
+                " pg_restore could not use it; %s" % (
+                    key, "did you mean %s?" % nearest[0] if nearest else
+                    "put it in a service of pg_service.conf on the host and set db_deploy_connect_params: {service: NAME}"))
+    return found
+
+
+def problems(given: dict, argument_specs: dict, also_valid=(), libpq_env=None) -> list[str]:
     """Messages for the misspelled and mistyped variables of given ({name: value})."""
     if not isinstance(given, dict) or not isinstance(argument_specs, dict):
         raise AnsibleFilterError("db_deploy_args_problems expects a dict of variables and the argument specs")
@@ -59,6 +95,8 @@ def problems(given: dict, argument_specs: dict, also_valid=()) -> list[str]:
         spec = {k: v for k, v in options[name].items() if k in ("type", "elements", "choices", "no_log")}
         result = ArgumentSpecValidator({name: spec}).validate({name: given[name]}, validate_role_argument_spec=True)
         if not result.error_messages:
+            if name == "db_deploy_connect_params" and libpq_env is not None:
+                found.extend(connect_params_problems(given[name] or {}, libpq_env))
             continue
         value = given[name]
         if "choices" in spec and all(type(e).__name__ == "ArgumentValueError" for e in result.errors):
