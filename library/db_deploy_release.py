@@ -11,8 +11,8 @@ short_description: Put one release's migration files on the host, each content s
 description:
   - Used through the action plugin of the same name, which reads the migration directory on the
     controller and calls this module with the tree's shape and the SHA-256 of each file, and again
-    with the contents the host does not have yet. A content already on the host costs nothing: a
-    rerun, or the same files under a new release id, sends no file.
+    with the contents the host does not have yet. A content already on the host costs nothing (a
+    rerun, or the same files under a new release id, sends no file).
   - Contents live once in C(root)/.store, named by their SHA-256 and checked against it before use;
     a release directory C(root)/RELEASE holds hard links to them and a manifest naming the tool,
     the database and the cluster. A new release directory is built beside its final name and
@@ -20,39 +20,100 @@ description:
   - Rotation deletes this database's release directories beyond the newest C(keep), recognised by
     their manifest only; then store contents no release links to. Anything else in C(root) is left
     alone and named in C(foreign).
-  - With C(read_only), nothing in C(root) changes: the files are taken from the existing release
+  - With C(read_only), nothing in C(root) changes; the files are taken from the existing release
     directory when it holds exactly them, else written to a new temporary directory (C(temporary))
     that the caller removes.
   - Runs under an exclusive lock on C(root)/.store/.lock, so that two runs for the same database
     never rotate or collect what the other is about to use.
 options:
-  root: {description: This database's release folder, the release root's <name>-<hash>., type: path, required: true}
-  release: {description: The release's directory name., type: str, required: true}
+  root:
+    description: This database's release folder, the release root's C(<name>-<hash>).
+    type: path
+    required: true
+  release:
+    description: The release's directory name.
+    type: str
   entries:
-    description: The migration directory's tree, parents before children.
+    description: The migration directory's tree, parents before children (from the action plugin).
     type: list
     elements: dict
+  src:
+    description: The action plugin's; given to the module, it means the action plugin was not loaded.
+    type: str
+  release_id:
+    description: The action plugin's.
+    type: str
+  max_file_size:
+    description: The action plugin's.
+    type: int
+  contents:
+    description: SHA-256 to base64 content of the files the host lacks.
+    type: dict
+    default: {}
+  read_only:
+    description: Leave root as it is.
+    type: bool
+    default: false
+  keep:
+    description: Release directories of this database kept, this one included.
+    type: int
+    default: 5
+  owner:
+    description: OS user to own what is created; empty for the user the module runs as.
+    type: str
+    default: ''
+  database:
+    description: The database whose release this is (manifest).
+    type: str
     required: true
-  contents: {description: SHA-256 to base64 content of files the host lacks., type: dict, default: {}}
-  read_only: {description: Leave root as it is., type: bool, default: false}
-  keep: {description: Release directories of this database kept, this one included., type: int, default: 5}
-  owner: {description: OS user to own what is created; empty for the user the module runs as., type: str, default: ''}
-  database: {description: The database whose release this is (manifest)., type: str, required: true}
-  system_identifier: {description: The cluster's system_identifier (manifest)., type: str, required: true}
-  tool: {description: The tool named in manifests., type: str, default: db_deploy}
-  marker: {description: The manifest's file name in each release directory., type: str, default: .db-deploy-release.json}
+  system_identifier:
+    description: The cluster's system_identifier (manifest).
+    type: str
+    required: true
+  tool:
+    description: The tool named in manifests.
+    type: str
+    default: db_deploy
+  marker:
+    description: The manifest's file name in each release directory.
+    type: str
+    default: .db-deploy-release.json
 author: st44
 '''
 
 RETURN = r'''
-path: {description: Where the release's files are on the host., type: str, returned: success}
-temporary: {description: Whether path is a temporary directory the caller must remove., type: bool, returned: success}
-missing: {description: SHA-256 of contents the host lacks; nothing was changed when it is not empty., type: list, returned: always}
-files: {description: Regular files in the release., type: int, returned: success}
-new: {description: Contents stored on the host by this call., type: int, returned: success}
-created: {description: Whether the release directory was made by this call., type: bool, returned: success}
-deleted: {description: Release directories removed by rotation., type: list, returned: success}
-foreign: {description: Entries of root not made by this tool for this database, left alone., type: list, returned: success}
+path:
+  description: Where the release's files are on the host.
+  type: str
+  returned: success
+temporary:
+  description: Whether path is a temporary directory the caller must remove.
+  type: bool
+  returned: success
+missing:
+  description: SHA-256 of contents the host lacks; nothing was changed when it is not empty.
+  type: list
+  returned: always
+files:
+  description: Regular files in the release.
+  type: int
+  returned: success
+new:
+  description: Contents stored on the host by this call.
+  type: int
+  returned: success
+created:
+  description: Whether the release directory was made by this call.
+  type: bool
+  returned: success
+deleted:
+  description: Release directories removed by rotation.
+  type: list
+  returned: success
+foreign:
+  description: Entries of root not made by this tool for this database, left alone.
+  type: list
+  returned: success
 '''
 
 import base64
@@ -360,8 +421,12 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             root=dict(type='path', required=True),
-            release=dict(type='str', required=True),
-            entries=dict(type='list', elements='dict', required=True),
+            release=dict(type='str'),
+            entries=dict(type='list', elements='dict'),
+            # The action plugin's own arguments: here only when it was not loaded.
+            src=dict(type='str'),
+            release_id=dict(type='str'),
+            max_file_size=dict(type='int'),
             contents=dict(type='dict', default={}),
             read_only=dict(type='bool', default=False),
             keep=dict(type='int', default=5),
@@ -374,7 +439,11 @@ def main():
         # Check mode is the caller's read_only: the status play reads without being in check mode.
         supports_check_mode=True,
     )
-    release = module.params['release']
+    if module.params['src'] is not None or module.params['entries'] is None:
+        module.fail_json(msg='db_deploy_release ran without its action plugin, which reads the migration files on '
+                             'the controller: add the plugins/action directory of this repository to action_plugins '
+                             '(ansible.cfg) and run again. Nothing was shipped.')
+    release = module.params['release'] or ''
     if not release or release in ('.', '..') or '/' in release or release.startswith('.'):
         module.fail_json(msg='release %r is not a directory name' % release)
     try:
