@@ -22,6 +22,15 @@ description:
   - The partial dump and pass file of a run carry the owner key (the first 16 hex digits of the
     SHA-256 of C(<system_identifier>/<database>)) in their name, so that leftovers of killed runs
     are recognised without a manifest.
+  - O(state=check) is the whole pre-backup check in one call, run only when a backup will be
+    taken (dry runs too): the C(pg_dump) (or C(pg_restore)) for the server's major version, its
+    version, a backup directory the database OS user can write to, and free space for the database
+    size times O(space_factor) at the nearest existing ancestor of O(path). Outside check mode it
+    creates a missing O(path), 0700, owned by O(owner).
+  - O(state=dump) is the whole backup in one call, as the database OS user: removes this database's
+    leftovers of killed runs, runs C(pg_dump --format=custom) to O(partial) (0600), reads it back with
+    C(pg_restore --list), reads the versions from the dump's history table, writes the manifest,
+    links the dump to O(file) and rotates. It always removes O(partial) and the pass file O(pgpass).
   - O(state=list) and O(state=verify) only read. O(state=record), O(state=rotate) and
     O(state=leftovers) change files; in check mode they report what they would do.
 version_added: "1.0.0"
@@ -53,8 +62,10 @@ options:
         than O(min_age) seconds.
       - C(leftovers) delete the partial dumps and pass files of this database's killed runs older
         than O(min_age) seconds.
+      - C(check) the checks before a backup (see the description).
+      - C(dump) take, record and rotate a backup (see the description).
     type: str
-    choices: [list, record, verify, rotate, leftovers]
+    choices: [list, record, verify, rotate, leftovers, check, dump]
     default: list
   file:
     description: Name (in O(path)) of the backup to record, verify or keep.
@@ -89,6 +100,59 @@ options:
     description: With O(state=rotate) or O(state=leftovers), only files older than this many seconds.
     type: int
     default: 0
+  pg_bin_dir:
+    description:
+      - With O(state=check), the directory of C(pg_dump) and C(pg_restore); empty for the smallest
+        C(/usr/lib/postgresql/N/bin) with N at least O(server_major), else the PATH.
+      - With O(state=dump), the prefix the check returned as RV(pg_bin).
+    type: str
+    default: ""
+  tool:
+    description: With O(state=check), the client whose version is checked.
+    type: str
+    choices: [pg_dump, pg_restore]
+    default: pg_dump
+  server_major:
+    description: With O(state=check), the server's major version.
+    type: int
+    default: 0
+  server_version:
+    description: With O(state=check), the server's version, for messages.
+    type: str
+    default: ""
+  db_size:
+    description: With O(state=check), the database's size in bytes.
+    type: int
+    default: 0
+  space_factor:
+    description: With O(state=check), the free space needed as a multiple of O(db_size).
+    type: float
+    default: 1.2
+  owner:
+    description: With O(state=check), the database OS user that must be able to write to O(path); empty for
+      the user the module runs as.
+    type: str
+    default: ""
+  pg_env:
+    description: With O(state=dump), the libpq environment of pg_dump (PGHOST, PGPASSFILE...); never a password.
+    type: dict
+    default: {}
+  table:
+    description: With O(state=dump), the history table, C(schema.table) or C(table) (schema public).
+    type: str
+    default: schema_migrations
+  pgpass:
+    description: With O(state=dump), the pass file the role wrote for this run; removed whatever happens.
+    type: str
+    default: ""
+  leftover_age:
+    description: With O(state=dump), remove this database's leftovers of killed runs older than this many seconds.
+    type: int
+    default: 86400
+  create:
+    description: With O(state=check), create a missing O(path) (never in check mode).
+    type: bool
+    default: true
   databases:
     description:
       - With O(state=list), rows C({datname, comment, size}) of pg_database; those whose comment is
@@ -155,6 +219,52 @@ copies:
   type: list
   elements: dict
   sample: [{name: st44_before_restore_20260101120000, time: "2026-01-01T12:00:00Z", size: 8000000}]
+pg_bin:
+  description: With O(state=check), the prefix of the client programs (a directory with a trailing slash, or empty).
+  returned: when state is check
+  type: str
+  sample: /usr/lib/postgresql/16/bin/
+version:
+  description: With O(state=check), what C(<tool> --version) printed.
+  returned: when state is check
+  type: str
+  sample: pg_dump (PostgreSQL) 16.4
+free:
+  description: With O(state=check), the free bytes at the nearest existing ancestor of O(path).
+  returned: when state is check
+  type: int
+  sample: 52428800000
+file:
+  description: With O(state=dump), the path of the backup.
+  returned: when state is dump
+  type: str
+  sample: /var/backups/st44-db/st44-20260101T000000Z-r42-0badcafe.dump
+size:
+  description: With O(state=dump), the size of the backup in bytes.
+  returned: when state is dump
+  type: int
+  sample: 12345
+sha256:
+  description: With O(state=dump), the SHA-256 of the backup.
+  returned: when state is dump
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+duration_ms:
+  description: With O(state=dump), how long the whole step took on the host.
+  returned: when state is dump
+  type: int
+  sample: 2310
+leftovers:
+  description: With O(state=dump), the leftovers of killed runs removed (names).
+  returned: when state is dump
+  type: list
+  elements: str
+  sample: [.pgpass-3f9a0c1d2e4b5a69-0000beef]
+msg:
+  description: What happened, for people.
+  returned: when state is check or dump
+  type: str
+  sample: "Backed up st44 to /var/backups/st44-db/st44-20260101T000000Z-r42-0badcafe.dump: 12.06 KB in 0.4 s"
 '''
 
 import datetime
@@ -164,14 +274,18 @@ import json
 import os
 import re
 import stat
+import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.formatters import bytes_to_human
 
 TOOL = "db_deploy"
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".json"
 COPY_MARKER = "before_restore"
+# Where Debian and Ubuntu install each major version's client programs.
+PG_LIB = "/usr/lib/postgresql"
 
 
 def owner_key(database, system_identifier):
@@ -322,6 +436,230 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def choose_pg_bin(pg_bin_dir, installed, server_major):
+    """The prefix of the client programs: the configured directory, else the smallest installed
+    major at least the server's (an older pg_dump refuses a newer server), else the PATH."""
+    if pg_bin_dir:
+        return pg_bin_dir.rstrip("/") + "/"
+    majors = sorted(int(n) for n in installed if n.isdigit() and n.isascii() and int(n) >= server_major)
+    return "%s/%d/bin/" % (PG_LIB, majors[0]) if majors else ""
+
+
+def client_major(version_text):
+    """12 of 'pg_dump (PostgreSQL) 12.9 (Debian 12.9-1)'; 0 when it names no version."""
+    match = re.search(r"\)\s*([0-9]+)", version_text or "") or re.search(r"([0-9]+)", version_text or "")
+    return int(match.group(1)) if match else 0
+
+
+def nearest_existing(path):
+    """path or the nearest ancestor that exists: where a directory to be created will live."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def mode_allows_write(st, uid, gids):
+    """Whether the mode bits let uid (in groups gids) create files in the directory st describes."""
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        bits = stat.S_IWUSR | stat.S_IXUSR
+    elif st.st_gid in gids:
+        bits = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        bits = stat.S_IWOTH | stat.S_IXOTH
+    return st.st_mode & bits == bits
+
+
+def split_table(table):
+    """(schema, name) of the history table as pg_restore --schema/--table take them."""
+    schema, _, name = table.rpartition(".")
+    return schema or "public", name
+
+
+def human(size):
+    return bytes_to_human(size)
+
+
+def cannot_write(directory, owner):
+    """Why owner (or the user running this) cannot create files in directory, or None."""
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        return exc.strerror
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        return "Read-only file system"
+    if owner and os.geteuid() == 0:
+        import grp
+        import pwd
+        try:
+            entry = pwd.getpwnam(owner)
+        except KeyError:
+            return "there is no OS user %s" % owner
+        gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if owner in g.gr_mem}
+        allowed = mode_allows_write(st, entry.pw_uid, gids)
+    else:
+        allowed = os.access(directory, os.W_OK | os.X_OK)
+    if allowed:
+        return None
+    return "owner uid %d, group gid %d, mode %04o" % (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+
+
+def check_backup(module):
+    """state=check: everything a backup needs, before anything is changed."""
+    p = module.params
+    host, tool, major = p["host"] or "this host", p["tool"], p["server_major"]
+    if module.check_mode:
+        lead = "%s: a real run would stop here, before changing anything: " % host
+    else:
+        lead = "%s: " % host
+    try:
+        installed = [] if p["pg_bin_dir"] else os.listdir(PG_LIB)
+    except OSError:
+        installed = []
+    pg_bin = choose_pg_bin(p["pg_bin_dir"], installed, major)
+    try:
+        proc = subprocess.run([pg_bin + tool, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=60)
+        rc, version = proc.returncode, proc.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rc, version = 127, ""
+    if rc != 0 or client_major(version) < major:
+        found = ("%s is %s" % (tool, version)) if rc == 0 else "no %s was found (%s%s)" % (tool, pg_bin, tool)
+        module.fail_json(msg="%sthe server runs PostgreSQL %s but %s. A %s needs %s of major version %d or newer: "
+                         "install postgresql-client-%d (or set db_deploy_pg_bin_dir). Nothing was changed."
+                         % (lead, p["server_version"], found, "backup" if tool == "pg_dump" else "restore", tool,
+                            major, major), pg_bin=pg_bin, version=version)
+
+    directory = p["path"]
+    exists = os.path.lexists(directory)
+    if exists:
+        why = cannot_write(directory, p["owner"])
+        if why:
+            module.fail_json(msg="%sthe backup directory %s exists but %s cannot write to it (%s). Give %s write "
+                             "access to it or point db_deploy_backup_dir elsewhere. Nothing was changed."
+                             % (lead, directory, p["owner"] or "the database OS user", why,
+                                p["owner"] or "that user"), pg_bin=pg_bin, version=version)
+    where = nearest_existing(directory)
+    vfs = os.statvfs(where)
+    free = vfs.f_bavail * vfs.f_frsize
+    need = int(p["db_size"] * p["space_factor"])
+    if free < need:
+        module.fail_json(msg="%s%s has %s free, the backup of %s (%s) needs about %s. Free space there or point "
+                         "db_deploy_backup_dir elsewhere. Nothing was changed."
+                         % (lead, directory, human(free), p["database"], human(p["db_size"]), human(need)),
+                         pg_bin=pg_bin, version=version, free=free)
+
+    created = False
+    if not exists and p["create"] and not module.check_mode:
+        # A directory that exists may be shared with other tools: its owner and mode are theirs.
+        # One made here is for the database OS user only.
+        os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
+        os.mkdir(directory, 0o700)
+        os.chmod(directory, 0o700)
+        if p["owner"] and os.geteuid() == 0:
+            import pwd
+            entry = pwd.getpwnam(p["owner"])
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+        created = True
+    return dict(changed=created, pg_bin=pg_bin, version=version, free=free,
+                msg="Created the backup directory %s" % directory if created else "A backup can be taken")
+
+
+def remove_quietly(path):
+    if not path:
+        return
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def run_client(module, argv, env, what, partial):
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if proc.returncode != 0:
+        # pg_dump's own words (a full disk, a missing role) are in stderr: the role's failure text shows them.
+        module.fail_json(msg="%s exited with %d" % (what, proc.returncode), rc=proc.returncode,
+                         stderr=proc.stderr.strip(), cmd=" ".join(argv), partial=partial)
+    return proc.stdout
+
+
+def dump_backup(module):
+    """state=dump: leftovers, pg_dump, read back, manifest, rename, rotation; in one call so that a
+    backup costs one round trip. The pass file and the partial are removed whatever happens."""
+    p = module.params
+    started = time.time()
+    directory, database, sysid = p["path"], p["database"], str(p["system_identifier"])
+    file = plain_name(module, p["file"], "file")
+    partial = os.path.join(directory, plain_name(module, p["partial"], "partial"))
+    target = os.path.join(directory, file)
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in p["pg_env"].items()})
+    env.pop("PGPASSWORD", None)
+    try:
+        _, leftovers, _ = scan(directory, database, sysid)
+        old_enough = started - max(p["leftover_age"], 0)
+        removed = [n for n in leftovers if os.path.join(directory, n) != p["pgpass"]
+                   and os.lstat(os.path.join(directory, n)).st_mtime < old_enough]
+        for name in removed:
+            remove_quietly(os.path.join(directory, name))
+
+        # Created 0600 from the start: the dump is readable by its owner only while it is written, too.
+        old_umask = os.umask(0o077)
+        try:
+            run_client(module, [p["pg_bin_dir"] + "pg_dump", "--format=custom", "--no-password",
+                                "--file=" + partial], env, "pg_dump", partial)
+        finally:
+            os.umask(old_umask)
+        os.chmod(partial, 0o600)
+        listing = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--list", partial], env,
+                             "pg_restore --list", partial)
+        # From the dump itself, not the live table: a concurrent deploy may migrate between a
+        # query and pg_dump's snapshot.
+        schema, table = split_table(p["table"])
+        history = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--data-only", "--table=" + table,
+                                      "--schema=" + schema, "--file=-", partial], env,
+                             "pg_restore --data-only", partial)
+        size, sha256 = os.path.getsize(partial), sha256_of(partial)
+        manifest = build_manifest(database, sysid, file, size, sha256, listing, history, p["release"],
+                                  p["run_id"], p["host"], utc_now())
+        if not manifest["verified"]:
+            module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup."
+                             % (partial, dump_dbname(listing), database))
+        write_manifest(target + MANIFEST_SUFFIX, manifest)
+        try:
+            # A hard link, not a rename: it fails instead of replacing a file of that name.
+            os.link(partial, target)
+        except OSError:
+            os.unlink(target + MANIFEST_SUFFIX)
+            raise
+        # Only backups older than this run: a deploy running at the same time may be about to
+        # migrate behind its backup. Ages are measured on the host, so clocks need not agree.
+        own, _, foreign = scan(directory, database, sysid)
+        doomed = []
+        for entry in to_rotate(own, p["keep"], file, started - max(p["min_age"], 0)):
+            doomed += [entry["path"], os.path.join(directory, entry["manifest"])]
+        for path in doomed:
+            remove_quietly(path)
+    finally:
+        remove_quietly(partial)
+        remove_quietly(p["pgpass"])
+    gone = set(doomed)
+    took = time.time() - started
+    return dict(changed=True, file=target, size=size, sha256=sha256, duration_ms=int(took * 1000),
+                manifest=manifest, leftovers=removed, deleted=doomed, foreign=foreign,
+                backups=[e for e in own if e["path"] not in gone],
+                msg="Backed up %s to %s: %s in %.1f s" % (database, target, human(size), took))
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def plain_name(module, name, what):
     if not name or "/" in name or name in (".", ".."):
         module.fail_json(msg="%s must be a file name in %s, not %r." % (what, module.params["path"], name))
@@ -349,7 +687,8 @@ def main():
             path=dict(type="path", required=True),
             database=dict(type="str", required=True),
             system_identifier=dict(type="str", required=True),
-            state=dict(type="str", default="list", choices=["list", "record", "verify", "rotate", "leftovers"]),
+            state=dict(type="str", default="list",
+                       choices=["list", "record", "verify", "rotate", "leftovers", "check", "dump"]),
             file=dict(type="str"),
             partial=dict(type="str"),
             listing=dict(type="str"),
@@ -360,8 +699,21 @@ def main():
             keep=dict(type="int", default=7),
             min_age=dict(type="int", default=0),
             databases=dict(type="list", elements="dict", default=[]),
+            pg_bin_dir=dict(type="str", default=""),
+            tool=dict(type="str", default="pg_dump", choices=["pg_dump", "pg_restore"]),
+            server_major=dict(type="int", default=0),
+            server_version=dict(type="str", default=""),
+            db_size=dict(type="int", default=0),
+            space_factor=dict(type="float", default=1.2),
+            owner=dict(type="str", default=""),
+            pg_env=dict(type="dict", default={}),
+            table=dict(type="str", default="schema_migrations"),
+            pgpass=dict(type="str", default=""),
+            leftover_age=dict(type="int", default=86400),
+            create=dict(type="bool", default=True),
         ),
-        required_if=[("state", "record", ("file", "partial", "listing")), ("state", "verify", ("file",))],
+        required_if=[("state", "record", ("file", "partial", "listing")), ("state", "verify", ("file",)),
+                     ("state", "dump", ("file", "partial"))],
         supports_check_mode=True,
     )
     p = module.params
@@ -369,13 +721,20 @@ def main():
     result = dict(changed=False, owner_key=owner_key(database, sysid), deleted=[], backups=[], foreign=[],
                   copies=own_copies(p["databases"], database, sysid))
 
+    if p["state"] == "check":
+        module.exit_json(**check_backup(module))
+    if p["state"] == "dump":
+        if module.check_mode:
+            module.exit_json(changed=True, msg="A real run would back up %s here" % database)
+        module.exit_json(**dump_backup(module))
+
     if p["state"] == "record":
         file = plain_name(module, p["file"], "file")
         partial = os.path.join(directory, plain_name(module, p["partial"], "partial"))
         target = os.path.join(directory, file)
         manifest = build_manifest(database, sysid, file, os.path.getsize(partial), sha256_of(partial),
                                   p["listing"], p["history"], p["release"], p["run_id"], p["host"],
-                                  datetime.datetime.utcnow())
+                                  utc_now())
         if not manifest["verified"]:
             module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup."
                              % (partial, dump_dbname(p["listing"]), database))

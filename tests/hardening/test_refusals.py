@@ -64,7 +64,9 @@ def test_read_only_backup_directory_stops_before_migrating(deploy, db, site, tmp
 
     assert_refused_before_migrating(run, db, before)
     assert "Read-only file system" in run.output
-    assert 'failed at "Dump the database with pg_dump (custom format)"' in run.output
+    # Refused by the check before the pass file is written, not by pg_dump.
+    assert 'failed at "Check that a backup can be taken' in run.output
+    assert f"the backup directory {site.backups} exists but postgres cannot write to it" in run.output
     assert os.listdir(site.backups) == []
 
 
@@ -105,7 +107,9 @@ def test_missing_pg_dump_is_refused_before_anything_changes(deploy, db, site, so
     assert f"no pg_dump was found ({empty_bin}/pg_dump)" in run.output
     assert "install postgresql-client-15" in run.output and "Nothing was changed." in run.output
     assert catalog(db) == before
-    assert site.shipped() == [] and site.backup_files() == []
+    # Checked once the plan says a backup will be taken: after shipping, before any change.
+    assert 'failed at "Check that a backup can be taken' in run.output
+    assert not site.backups.exists()  # not even created
 
 
 @pytest.mark.parametrize("fault", ["server unreachable", "wrong database name"])

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from .namesakes import create, drop, host_vars, manifests, namesakes, own_backups, system_identifier
-from .support import mode_of
+from .support import ST44_VERSIONS, catalog, mode_of, recorded_versions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -136,3 +138,110 @@ def test_a_shared_backup_directory_keeps_its_owner_and_mode(deploy, db, site):
     assert mode_of(site.backups) == 0o1777 and site.backups.stat().st_uid == 0
     assert other.read_text() == "another tool's file"
     assert len(site.backup_files()) == 1 and mode_of(site.backup_files()[0]) == 0o600
+
+
+# --- The checks run only when a backup will be taken; the dump is one call -----------------
+
+def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_fail(deploy, db, site, socket_vars):
+    empty_bin = site.root / "no-client-bin"
+    empty_bin.mkdir()
+    before = catalog(db)
+
+    run = deploy(vars=dict(socket_vars, db_deploy_pg_bin_dir=str(empty_bin)), check=True)
+
+    assert run.rc != 0
+    assert "a real run would stop here, before changing anything" in run.output
+    assert f"no pg_dump was found ({empty_bin}/pg_dump)" in run.output and "Nothing was changed." in run.output
+    assert catalog(db) == before
+    assert not site.backups.exists() and site.shipped() == []
+
+
+def test_an_existing_backup_directory_the_database_user_cannot_write_is_refused_before_migrating(
+        deploy, db, site, socket_vars):
+    site.backups.mkdir(mode=0o755)  # root's: postgres may read it, not write to it
+    os.chown(site.backups, 0, 0)
+    site.backups.chmod(0o755)
+    before = catalog(db)
+
+    run = deploy()
+
+    assert run.rc != 0
+    assert 'failed at "Check that a backup can be taken' in run.output
+    assert f"the backup directory {site.backups} exists but postgres cannot write to it" in run.output
+    assert "No migration was applied. No backup was taken by this run." in run.report["error"]
+    assert catalog(db) == before
+    assert os.listdir(site.backups) == [] and mode_of(site.backups) == 0o755
+
+
+def test_a_deploy_with_nothing_pending_runs_no_backup_check(deploy, db, site):
+    assert deploy().rc == 0
+
+    run = deploy(verbosity=3)
+
+    assert run.rc == 0, run.output[-3000:]
+    used = re.findall(r"^Using module file (\S+)", run.output, re.M)
+    assert used, "no module call seen at -vvv"
+    assert not [m for m in used if m.endswith("db_deploy_backups.py")], used
+    assert "--version" not in run.output  # pg_dump --version is not run
+    assert len(site.backup_files()) == 1  # the first deploy's
+
+
+def test_a_failed_dump_leaves_no_pass_file_and_no_partial_and_a_rerun_backs_up(deploy, db, site, tcp_login):
+    fake_bin = site.root / "failing-bin"
+    fake_bin.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        script = fake_bin / tool
+        # Writes part of a dump, as pg_dump does before a full disk or a lost connection stops it.
+        script.write_text(
+            "#!/bin/sh\n"
+            f'[ "$1" = --version ] && {{ echo "{tool} (PostgreSQL) 99.0"; exit 0; }}\n'
+            'for a; do case "$a" in --file=*) echo PGDMP-partial > "${a#--file=}";; esac; done\n'
+            f'echo "{tool}: error: connection to server lost (simulated)" >&2\nexit 1\n')
+        script.chmod(0o755)
+    before = catalog(db)
+
+    failed = deploy(vars=dict(tcp_login.vars, db_deploy_pg_bin_dir=str(fake_bin)), secrets=tcp_login.secrets())
+
+    assert failed.rc != 0
+    assert 'failed at "Dump the database with pg_dump (custom format)"' in failed.output
+    assert "connection to server lost (simulated)" in failed.report["error"]
+    assert os.listdir(site.backups) == [], "the pass file or the partial dump was left behind"
+    assert catalog(db) == before
+
+    run = deploy(vars=tcp_login.vars, secrets=tcp_login.secrets())
+
+    assert run.rc == 0, run.output[-3000:]
+    (backup,) = site.backup_files()
+    assert sorted(os.listdir(site.backups)) == [backup.name, backup.name + ".json"]
+    assert run.report["backup_file"] == str(backup)
+    assert tcp_login.password not in failed.output + run.output
+
+
+def test_a_dump_of_a_big_database_says_how_far_it_got(deploy, db, site, socket_vars):
+    """db_deploy_progress_min_size 0: every dump is big. pg_dump is held for a few seconds by a
+    lock on a table of the app, as a long dump would take them. (-vvv: the default callback shows
+    a retried task's msg only then.)"""
+    db.sql("CREATE TABLE app_filler (v text)")
+    db.sql("INSERT INTO app_filler SELECT md5(g::text) FROM generate_series(1, 1000) g")
+    host = dict(socket_vars, db_deploy_progress_min_size=0, db_deploy_progress_interval=1)
+
+    with ThreadPoolExecutor(1) as pool:
+        with db.open_transaction("LOCK TABLE app_filler IN ACCESS EXCLUSIVE MODE"):
+            future = pool.submit(deploy, vars=host, verbosity=3)
+            deadline = time.time() + 240
+            # pg_dump opens its file before it asks for the lock it then waits for.
+            while not (site.backups.exists() and list(site.backups.glob("*.dump.partial"))):
+                assert not future.done(), future.result().output[-3000:]
+                assert time.time() < deadline, "pg_dump never started"
+                time.sleep(0.2)
+            time.sleep(3.5)
+        run = future.result()
+
+    assert run.rc == 0, run.output[-3000:]
+    lines = re.findall(rf"pg_dump of {re.escape(db.name)}: \d+ MB written, \d+ s", run.output)
+    assert len(lines) >= 2, run.output[-3000:]
+    assert recorded_versions(db) == ST44_VERSIONS
+    (backup,) = site.backup_files()
+    assert sorted(os.listdir(site.backups)) == [backup.name, backup.name + ".json"]
+    assert run.report["backup_file"] == str(backup)
+

@@ -40,6 +40,12 @@ def assert_nothing_shipped(site):
     assert site.backup_files() == []
 
 
+def assert_refused_before_the_backup(run, site):
+    assert 'failed at "Check that a backup can be taken' in run.output
+    assert "No migration was applied. No backup was taken by this run." in run.report["error"]
+    assert site.backup_files() == []
+
+
 # --- 1-3: a fresh deploy, a rerun, a dry run ---------------------------------------
 
 def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, db, site):
@@ -370,7 +376,8 @@ def test_pg_dump_older_than_the_server_is_refused(deploy, db, site, socket_vars)
     assert "14.9" in run.output
     assert "install postgresql-client-15" in run.output
     assert catalog(db) == before
-    assert_nothing_shipped(site)
+    # Checked once the plan says a backup will be taken: after shipping, before any change.
+    assert_refused_before_the_backup(run, site)
 
 
 def test_backup_that_would_not_fit_is_refused(deploy, db, site, socket_vars):
@@ -382,7 +389,8 @@ def test_backup_that_would_not_fit_is_refused(deploy, db, site, socket_vars):
     assert f"{site.backups} has " in run.output
     assert "Free space there or point db_deploy_backup_dir elsewhere. Nothing was changed." in run.output
     assert catalog(db) == before
-    assert_nothing_shipped(site)
+    # Checked once the plan says a backup will be taken: after shipping, before any change.
+    assert_refused_before_the_backup(run, site)
 
 
 # --- 12: status ----------------------------------------------------------------------------
