@@ -681,7 +681,7 @@ def machine_info(cluster: PgCluster) -> dict:
                              capture_output=True, text=True).stdout.splitlines()[:1]
     dbmate = find_dbmate()
     dbmate_version = (subprocess.run([dbmate, "--version"], capture_output=True, text=True).stdout.strip()
-                      if dbmate else "absent")
+                      .replace("dbmate version ", "") if dbmate else "absent")
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
     return dict(
