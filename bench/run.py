@@ -463,9 +463,9 @@ class Bench:
         inv = self.role_inventory(site, db)
         self.playbook(REPO / "deploy-db.yml", inv, what="deploy before the bulk load")
         self.check_deployed(db, "deploy before the bulk load")
-        # About 150 bytes per row on disk; payload of hex digests, which compress like real text
-        # columns do (to about half), unlike repeat() of one string.
-        rows = int(gb * 1e9 / 150)
+        # About 140 bytes per row on disk (tuple and primary key). Hex digests compress like real
+        # text columns (to about a third in custom format), unlike repeat() of one string.
+        rows = int(gb * 1e9 / 140)
         start = time.perf_counter()
         self.cluster.sql(
             "CREATE TABLE bench_bulk AS SELECT i AS id, now() - i * interval '1 second' AS created_at, "
