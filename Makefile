@@ -41,8 +41,10 @@ local-pg-stop:
 test: setup
 	$(PYTHON_VENV) -m pytest tests -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-# Figures, not a test: psql floor vs postgresql_migrate through ansible-playbook
-# (bench/README.md). Takes a few minutes; BENCH_ARGS="--sizes 10,100 --repeat 5".
+# Figures and PASS/FAIL per target, not a test (bench/README.md): the deploy
+# against a one-ping play, postgresql_migrate against dbmate, the backup step
+# against pg_dump. About 10 minutes on a quiet 2-core machine (it builds a 1 GB
+# database); BENCH_ARGS="--repeat 5", "--no-backup" or "--backup-gb 0.2".
 BENCH_ARGS ?=
 
 bench: setup
