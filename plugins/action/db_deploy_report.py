@@ -103,6 +103,17 @@ def no_backup_reason(report: dict) -> str:
     return "nothing was pending"
 
 
+def failure_note(report: dict, migration: dict) -> str:
+    """Where and why the failed version failed, from the module's failed_migration."""
+    failed = report.get("failed_migration") or {}
+    if migration.get("status") != "failed" or str(failed.get("version")) != str(migration.get("version")):
+        return ""
+    where = ", ".join(x for x in (
+        ("line %s" % failed["line"]) if failed.get("line") else "",
+        ("SQLSTATE %s" % failed["sqlstate"]) if failed.get("sqlstate") else "") if x)
+    return ("%s: %s" % (where, failed.get("message") or "")) if where else str(failed.get("message") or "")
+
+
 def version_lines(report: dict) -> list[str]:
     """One line per version, runs of more than COLLAPSE_AFTER with the same outcome in one."""
     failed = report["result"] == "failed"
@@ -137,8 +148,9 @@ def version_lines(report: dict) -> list[str]:
         line = "  %s  %s" % (("%s %s" % (m["version"], m["name"])).ljust(width), word)
         if m.get("duration_ms") is not None:
             line += "  %s" % human_ms(m["duration_ms"])
-        if m.get("message"):
-            line += " - %s" % " ".join(str(m["message"]).split())
+        note = failure_note(report, m) or m.get("message")
+        if note:
+            line += " - %s" % " ".join(str(note).split())
         lines.append(line)
         i += 1
     return lines
@@ -216,7 +228,8 @@ def markdown(report: dict) -> str:
             out.append("| %s | %s | %s | %s | %s |" % (
                 md_cell(m.get("version")), md_cell(m.get("name")),
                 outcome_word(m.get("status", "?"), report["check_mode"], failed),
-                "" if m.get("duration_ms") is None else int(m["duration_ms"]), md_cell(m.get("message"))))
+                "" if m.get("duration_ms") is None else int(m["duration_ms"]),
+                md_cell(failure_note(report, m) or m.get("message"))))
     else:
         out.append("No migration files.")
     if report["missing"]:

@@ -210,6 +210,15 @@ class CallbackModule(DefaultCallback):
         self._display.display("[%s] %s" % (self.host_label(result), " ".join(str(msg).split())),
                               color=C.COLOR_DEBUG)
 
+    # An async task's polls and its end say nothing a person needs: "still running" does.
+    def v2_runner_on_async_poll(self, result):
+        if not self._quiet():
+            super().v2_runner_on_async_poll(result)
+
+    def v2_runner_on_async_ok(self, result):
+        if not self._quiet():
+            super().v2_runner_on_async_ok(result)
+
     def v2_playbook_on_stats(self, stats):
         self._stop.set()
         with self._lock:
