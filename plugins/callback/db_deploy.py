@@ -10,7 +10,7 @@ DOCUMENTATION = """
     short_description: quiet output for deploy-db.yml, the default callback with -v
     description:
       - Without -v, ok and skipped results and their task banners are not printed. A debug task
-        prints its message, a changed result one line per host (per item, with its label), a
+        (or an assert its success_msg) prints its message, a changed result one line per host (per item, with its label), a
         failed or unreachable result prints as the default callback prints it, whole.
       - A task retried with until prints its result's msg on one line per retry.
       - A task running longer than still_running_seconds prints "still running" every that
@@ -39,6 +39,7 @@ import time
 from ansible import constants as C
 from ansible.playbook.task_include import TaskInclude
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
+from ansible.utils.fqcn import add_internal_fqcns
 
 
 def debug_text(result: dict) -> str:
@@ -54,6 +55,11 @@ def debug_text(result: dict) -> str:
     if isinstance(msg, (list, tuple)):
         return "\n".join(str(line) for line in msg)
     return str(msg)
+
+
+# What ansible.builtin.assert says without a success_msg: nothing a person needs.
+ASSERT_DEFAULT_MSG = "All assertions passed"
+ASSERT_ACTIONS = add_internal_fqcns(("assert",))
 
 
 class CallbackModule(DefaultCallback):
@@ -146,7 +152,11 @@ class CallbackModule(DefaultCallback):
     # --- results -----------------------------------------------------------------------------
 
     def _is_debug(self, result) -> bool:
-        return result.task.action in C._ACTION_DEBUG
+        """A result whose message is meant for people: debug, or an assert's success_msg."""
+        if result.task.action in C._ACTION_DEBUG:
+            return True
+        return (result.task.action in ASSERT_ACTIONS and isinstance(result.result.get("msg"), str)
+                and result.result["msg"] != ASSERT_DEFAULT_MSG)
 
     def _show_debug(self, result):
         text = debug_text(result.result)

@@ -78,7 +78,9 @@ def test_a_failed_deploy_ends_with_each_version_the_backup_and_the_next_step(dep
     # The errors stay loud and whole: the module's result, then the host's failure with the backup.
     module_failure, host_failure = run.fatal_lines()
     assert '"failed_migration": {' in module_failure and '"sqlstate": "42601"' in module_failure
-    assert backup.name in host_failure and "playbooks/restore-db.yml" in host_failure
+    # The restore command as it runs after `make setup`.
+    assert ".venv/bin/ansible-playbook playbooks/restore-db.yml -i <inventory> -l localhost" in host_failure
+    assert f"-e db_deploy_restore_file={backup.name}" in host_failure
     assert run.report["result"] == "failed"
     md = run.report_path.with_suffix(".md").read_text()
     assert "## What failed and what to do" in md and backup.name in md
@@ -167,6 +169,13 @@ PLAY = """\
     - name: Say several lines
       ansible.builtin.debug:
         msg: ["first line", "second line"]
+    - name: Check quietly
+      ansible.builtin.assert:
+        that: true
+    - name: Check and say so
+      ansible.builtin.assert:
+        that: true
+        success_msg: the app answered 200
     - name: Change one thing
       ansible.builtin.command: "true"
       changed_when: true
@@ -210,10 +219,11 @@ def test_quiet_output_shows_messages_changes_retries_signs_of_life_and_whole_fai
     alive = [line for line in before_failure if line.startswith("still running: ")]
     shown = [line for line in before_failure if not line.startswith("still running: ")]
     assert shown[0] == "PLAY [Show what the callback prints]"
-    assert shown[1:7] == [
+    assert shown[1:8] == [
         "one message",
         "first line",
         "second line",
+        "the app answered 200",
         "changed: [localhost] Change one thing",
         "changed: [localhost] Change some items (item=a)",
         "changed: [localhost] Change some items (item=c)",
@@ -229,7 +239,7 @@ def test_quiet_output_shows_messages_changes_retries_signs_of_life_and_whole_fai
     assert re.search(r'^fatal: \[localhost\]: FAILED! => \{.*"rc": 3.*"stderr": "broken"', failure, re.M), failure
     assert re.search(r"^localhost +: ok=\d+ +changed=2 ", proc.stdout, re.M)
     assert "ok: [localhost]" not in proc.stdout and "Check something quietly" not in proc.stdout
-    assert "Skip this" not in proc.stdout
+    assert "Skip this" not in proc.stdout and "All assertions passed" not in proc.stdout
 
 
 def test_with_v_the_output_is_the_default_callbacks(tmp_path):
