@@ -42,9 +42,14 @@ ST44_TABLES = ["children", "household_members", "households", "schema_migrations
 # The modules run as `postgres`, which cannot execute the venv's python under /root.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-# "changed: [localhost] => (item=000 create_migrations_table applied) => {"
-VERSION_LINE = re.compile(r"^(changed|ok): \[localhost\] => \(item=(\d+) (\S+) (\S+)\)", re.M)
+# A version in the summary a deploy ends with (plugins/action/db_deploy_report.py):
+# "  000 create_migrations_table   applied  12 ms", "  014 create_tasks_table  not run".
+# A collapsed run of versions ("  000-999  already applied (1000 versions)") is not one.
+VERSION_LINE = re.compile(
+    r"^  (\d+) (\S+) +(applied|already applied|would apply|failed|not run)(?:  |$| - )", re.M)
 RECAP_LINE = re.compile(r"^localhost\s+:\s+(.*)$", re.M)
+# Lines of the output that are not results: the play line, the recap and what follows it.
+PLAY_LINE = re.compile(r"^PLAY \[.*\]( \[CHECK MODE\])?$")
 
 
 @dataclass
@@ -82,9 +87,34 @@ class DeployRun:
     def output(self) -> str:
         return self.stdout + self.stderr
 
-    def version_lines(self) -> list[tuple[str, str, str, str]]:
-        """(ansible state, version, name, status) of each 'Report each version' line."""
+    def version_lines(self) -> list[tuple[str, str, str]]:
+        """(version, name, outcome) of each version line of the closing summary."""
         return VERSION_LINE.findall(self.stdout)
+
+    def fatal_lines(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith("fatal:")]
+
+    def changed_lines(self) -> list[str]:
+        """Each changed result: "changed: [localhost] db_deploy : <task name>[ (item=...)]"."""
+        return [line for line in self.stdout.splitlines() if line.startswith("changed:")]
+
+    def shown_lines(self) -> list[str]:
+        """Every line before the PLAY RECAP but the play lines and blank lines: what the run said."""
+        before_recap = self.stdout.split("PLAY RECAP", 1)[0]
+        return [line for line in before_recap.splitlines() if line.strip() and not PLAY_LINE.match(line)]
+
+    def summary(self) -> list[str]:
+        """The closing summary of localhost: its first line and the indented lines under it."""
+        lines = self.stdout.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("localhost ") and (
+            ": deploy " in line or ": dry run " in line)]
+        assert starts, "no summary:\n" + self.output
+        block = [lines[starts[-1]]]
+        for line in lines[starts[-1] + 1:]:
+            if not line.startswith("  "):
+                break
+            block.append(line)
+        return block
 
     def recap(self) -> dict[str, int]:
         """The PLAY RECAP counters of localhost: {'ok': 25, 'changed': 0, ...}."""

@@ -10,6 +10,7 @@ socket as `postgres` (become), and TCP with a password given only through a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -52,8 +53,10 @@ def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, 
     run = deploy()
 
     assert run.rc == 0, run.output
-    assert "changed: [localhost] => (item=000 create_migrations_table applied)" in run.stdout
-    assert run.version_lines() == [("changed", v, name, "applied") for v, name in ST44.items()]
+    # Each version in the closing summary with how long it took; the migration step reported changed.
+    assert re.search(r"^  000 create_migrations_table +applied  \d+ ms$", run.stdout, re.M), run.stdout
+    assert run.version_lines() == [(v, name, "applied") for v, name in ST44.items()]
+    assert "changed: [localhost] db_deploy : Apply the pending migrations with postgresql_migrate" in run.changed_lines()
     assert db.tables() == ST44_TABLES
     assert recorded_versions(db) == ST44_VERSIONS
     # The backup: whole (*.dump, no *.partial left), readable by the database OS user only.
@@ -95,7 +98,7 @@ def test_rerun_changes_nothing_and_takes_no_backup(deploy, db, site):
 
     assert run.rc == 0, run.output
     assert run.recap()["changed"] == 0, run.stdout
-    assert run.version_lines() == [("ok", v, name, "already_applied") for v, name in ST44.items()]
+    assert run.version_lines() == [(v, name, "already applied") for v, name in ST44.items()]
     assert site.backup_files() == backups
     assert run.report["result"] == "ok" and run.report["backup_file"] is None
     assert recorded_versions(db) == ST44_VERSIONS
@@ -109,7 +112,7 @@ def test_check_mode_on_an_empty_database_writes_nothing_anywhere(deploy, db, sit
         tmp_after = dry_run_tmp_entries()
 
     assert run.rc == 0, run.output
-    assert run.version_lines() == [("changed", v, name, "would_apply") for v, name in ST44.items()]
+    assert run.version_lines() == [(v, name, "would apply") for v, name in ST44.items()]
     assert catalog(db) == before
     assert db.tables() == []
     assert_nothing_shipped(site)
@@ -147,8 +150,8 @@ def test_diff_shows_each_pending_file_once_and_no_password(deploy, db, site, che
 
         assert dry.rc == 0, dry.output
         assert real.rc == 0, real.output
-        assert dry.version_lines()[-1] == ("changed", "017", "app_role", "would_apply")
-        assert real.version_lines()[-1] == ("changed", "017", "app_role", "applied")
+        assert dry.version_lines()[-1] == ("017", "app_role", "would apply")
+        assert real.version_lines()[-1] == ("017", "app_role", "applied")
         # The SQL of the pending file, once: from postgresql_migrate (not from the plan of a real
         # run, nor from the copy of the files), the password hidden; nothing of the files applied before.
         for run, status in ((dry, "would apply"), (real, "applied")):
@@ -173,7 +176,7 @@ def deploy_with_rows_then_017(deploy, db, site):
     write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)
     second = deploy()
     assert second.rc == 0, second.output
-    assert second.version_lines()[-1] == ("changed", "017", "add_household_notes", "applied")
+    assert second.version_lines()[-1] == ("017", "add_household_notes", "applied")
     return second, counts
 
 
@@ -414,9 +417,7 @@ def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, sit
     assert run.rc == 0, run.output
     expected = [f"{v} {name}: {'applied' if v <= '012' else 'pending'}" for v, name in ST44.items()]
     expected.append("017 add_household_notes: pending")
-    shown = [line.split('"msg": "', 1)[1].rstrip('"') for line in run.stdout.splitlines()
-             if '"msg": "' in line]
-    assert shown == expected + [f"localhost {db.name}: status OK, 4 applied, 5 pending."]
+    assert run.shown_lines() == expected + [f"localhost {db.name}: status OK, 4 applied, 5 pending."]
     assert (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"),
             site.shipped(), site.backup_files()) == before
     assert tmp_after - tmp_before == set()
