@@ -77,6 +77,13 @@ options:
         run is. Empty for none.
     type: path
     default: ''
+  describe_schema:
+    description:
+      - Return RV(schema) as the database is when the module ends (after the migrations, or as it is
+        in check mode), that is the versions the history table records and every table, foreign key and index,
+        so that a caller verifies the result without another connection.
+    type: bool
+    default: false
   allow_empty:
     description:
       - Accept a O(path) directory that holds no migration file (nothing is applied; the history is
@@ -403,6 +410,12 @@ summary:
   returned: always
   type: dict
   sample: {"applied": 2, "already_applied": 6, "would_apply": 0, "failed": 0, "skipped": 0, "pending": 0}
+schema:
+  description: With O(describe_schema), the database when the module ended, C(schema.table) names.
+  returned: success, when describe_schema is set
+  type: dict
+  sample: {"versions": ["000", "001"], "tables": ["public.users"], "foreign_keys": ["user_sessions.fk_user"],
+           "indexes": ["users_pkey"]}
 '''
 
 import errno
@@ -2508,6 +2521,7 @@ def argument_spec():
         allow_empty=dict(type='bool', default=False),
         option_prefix=dict(type='str', default=''),
         progress_file=dict(type='path', default=''),
+        describe_schema=dict(type='bool', default=False),
     )
     return spec
 
@@ -2804,6 +2818,20 @@ def result_entry(entry):
     return out
 
 
+def describe_schema(db, table_sql):
+    """What the database holds: recorded versions, tables, foreign keys, indexes (describe_schema)."""
+    history = table_columns(db, table_sql) is not None
+    row = db.rows(
+        "SELECT %s AS versions, "
+        "ARRAY(SELECT schemaname || '.' || tablename FROM pg_catalog.pg_tables ORDER BY 1) AS tables, "
+        "ARRAY(SELECT conrelid::regclass::text || '.' || conname FROM pg_catalog.pg_constraint "
+        "      WHERE contype = 'f' ORDER BY 1) AS foreign_keys, "
+        "ARRAY(SELECT indexname FROM pg_catalog.pg_indexes ORDER BY 1) AS indexes"
+        % (('ARRAY(SELECT version::text FROM %s ORDER BY 1)' % table_sql) if history else "'{}'::text[]"))[0]
+    return dict(versions=[v.strip(WHITESPACE) for v in row['versions']], tables=list(row['tables']),
+                foreign_keys=list(row['foreign_keys']), indexes=list(row['indexes']))
+
+
 def finish_result(result, migrations, diff, check_mode):
     """Turn the entries into the documented return values."""
     entries = result.pop('entries', [])
@@ -2848,6 +2876,8 @@ def main():
                      applied_by=params['applied_by'] or default_applied_by())
         db = connect(module, params, names['applied_by'])
         run(module, db, migrations, names, result)
+        if params['describe_schema']:
+            result['schema'] = describe_schema(db, names['table'])
     except TaskFailure as e:
         finish_result(result, migrations, module._diff, module.check_mode)
         result.update(e.extra)

@@ -99,7 +99,7 @@ def tcp_login(pg, db, socket_vars) -> TcpLogin:
 @pytest.fixture
 def deploy(pg, db, site, socket_vars, tmp_path):
     """deploy(playbook="deploy-db.yml", vars={...}, secrets={...}, extra_vars={...},
-    check=False, diff=False, verbosity=0) -> DeployRun.
+    check=False, diff=False, verbosity=0, env={...}) -> DeployRun.
 
     vars replace the socket shape's inventory vars; secrets go through a 0600
     vars file; extra_vars are plain -e key=value (never secrets).
@@ -108,7 +108,7 @@ def deploy(pg, db, site, socket_vars, tmp_path):
 
     def _run(playbook: str = "deploy-db.yml", *, vars: dict | None = None, secrets: dict | None = None,
              extra_vars: dict | None = None, check: bool = False, diff: bool = False, verbosity: int = 0,
-             timeout: float = 300) -> DeployRun:
+             timeout: float = 300, env: dict | None = None) -> DeployRun:
         n = next(runs)
         host_vars = dict(vars if vars is not None else socket_vars)
         inventory = tmp_path / f"inventory-{n}.yml"
@@ -130,7 +130,7 @@ def deploy(pg, db, site, socket_vars, tmp_path):
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         reports_before = set(site.reports.glob("*.json")) if site.reports.exists() else set()
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_runner.env(), capture_output=True, text=True,
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_runner.env(env), capture_output=True, text=True,
                               timeout=timeout)
         new_reports = sorted(set(site.reports.glob("*.json")) - reports_before,
                              key=lambda p: p.stat().st_mtime) if site.reports.exists() else []

@@ -219,15 +219,15 @@ def test_a_failed_dump_leaves_no_pass_file_and_no_partial_and_a_rerun_backs_up(d
 
 def test_a_dump_of_a_big_database_says_how_far_it_got(deploy, db, site, socket_vars):
     """db_deploy_progress_min_size 0: every dump is big. pg_dump is held for a few seconds by a
-    lock on a table of the app, as a long dump would take them. (-vvv: the default callback shows
-    a retried task's msg only then.)"""
+    lock on a table of the app, as a long dump would take them. Each poll is a line of the
+    default output."""
     db.sql("CREATE TABLE app_filler (v text)")
     db.sql("INSERT INTO app_filler SELECT md5(g::text) FROM generate_series(1, 1000) g")
     host = dict(socket_vars, db_deploy_progress_min_size=0, db_deploy_progress_interval=1)
 
     with ThreadPoolExecutor(1) as pool:
         with db.open_transaction("LOCK TABLE app_filler IN ACCESS EXCLUSIVE MODE"):
-            future = pool.submit(deploy, vars=host, verbosity=3)
+            future = pool.submit(deploy, vars=host)
             deadline = time.time() + 240
             # pg_dump opens its file before it asks for the lock it then waits for.
             while not (site.backups.exists() and list(site.backups.glob("*.dump.partial"))):
@@ -238,7 +238,7 @@ def test_a_dump_of_a_big_database_says_how_far_it_got(deploy, db, site, socket_v
         run = future.result()
 
     assert run.rc == 0, run.output[-3000:]
-    lines = re.findall(rf"pg_dump of {re.escape(db.name)}: \d+ MB written, \d+ s", run.output)
+    lines = re.findall(rf"^\[localhost\] pg_dump of {re.escape(db.name)}: \d+ MB written, \d+ s$", run.stdout, re.M)
     assert len(lines) >= 2, run.output[-3000:]
     assert recorded_versions(db) == ST44_VERSIONS
     (backup,) = site.backup_files()

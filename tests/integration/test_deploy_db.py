@@ -421,3 +421,17 @@ def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, sit
     assert (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"),
             site.shipped(), site.backup_files()) == before
     assert tmp_after - tmp_before == set()
+
+
+def test_a_rerun_after_tables_were_dropped_fails_naming_them_and_applies_nothing(deploy, db, site):
+    """The history says applied but a table is gone: never a silent re-run (docs/runbook.md)."""
+    assert deploy().rc == 0
+    history = recorded_versions(db)
+    db.sql("DROP TABLE task_completions")
+
+    run = deploy()
+
+    assert run.rc == 2, run.output
+    assert "the schema is not what the release expects" in run.stdout
+    assert "Missing tables: public.task_completions." in run.stdout
+    assert recorded_versions(db) == history and "task_completions" not in db.tables()
