@@ -287,7 +287,8 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        directory = to_text(args["dir"])
+        # roles/db_deploy/../../reports is shown as the directory it is.
+        directory = os.path.normpath(to_text(args["dir"]))
         ended = time.time()
         report = complete(dict(args["report"]), args.get("started"), ended, args.get("backup"), os.environ,
                           to_text((task_vars or {}).get("playbook_dir") or os.getcwd()))
