@@ -145,3 +145,16 @@ def test_a_wrong_type_never_shows_the_value_of_a_secret(deploy, db, site, socket
     assert "db_deploy_smoke_body must be of type dict, got list" in run.stdout
     assert "db_deploy_smoke_status_codes must be of type list of int, got a list of str" in run.stdout
     assert secret not in run.output
+
+
+def test_status_fails_when_tables_are_gone_although_every_version_is_recorded(deploy, db, site):
+    """The seed's outage the other way round: the history says applied, the tables are gone."""
+    assert deploy().rc == 0
+    db.sql("DROP TABLE task_completions")
+
+    run = deploy("playbooks/status-db.yml")
+
+    assert run.rc == 2, run.output
+    (fatal,) = run.fatal_lines()
+    assert "schema incomplete although every version is recorded: missing public.task_completions (" in fatal, fatal[-600:]
+    assert "docs/runbook.md, section 2" in fatal
