@@ -58,6 +58,7 @@ ST44_TABLES = ["children", "household_members", "households", "schema_migrations
 # /root: the system python with Debian's psycopg2, as tests/integration do.
 SYSTEM_PYTHON = "/usr/bin/python3"
 AS_ROOT = os.geteuid() == 0
+BECOME_METHOD = "ansible.builtin.sudo" if shutil.which("sudo") else "ansible.builtin.su"
 
 MODULE_PLAY = """\
 - hosts: localhost
@@ -306,7 +307,9 @@ class Bench:
         host = {
             "ansible_connection": "local",
             "ansible_python_interpreter": SYSTEM_PYTHON if AS_ROOT else str(VENV_PY),
-            "ansible_become_method": "ansible.builtin.su",
+            # As inventory/local: sudo when installed (make setup installs it as root), which
+            # pipelines; su otherwise.
+            "ansible_become_method": BECOME_METHOD,
             "db_deploy_db_name": db,
             "db_deploy_login_user": pgcluster.SUPERUSER,
             "db_deploy_login_unix_socket": str(self.cluster.socket_dir),

@@ -46,3 +46,14 @@ ensure_system_psycopg2() {
     fi
     say "target python: $SYSTEM_PYTHON with psycopg2"
 }
+
+# sudo (as root only), installed when missing: as root the local default becomes the
+# database OS user for each step. With sudo Ansible sends each module on python's stdin
+# (pipelining); su cannot, so every step first writes the module, its arguments included, to
+# a file on the host and removes it afterwards, which costs time and leaves that file behind
+# if the run is killed.
+ensure_sudo() {
+    [[ $EUID -eq 0 ]] || return 0
+    command -v sudo >/dev/null || apt_install sudo
+    say "become for the local default: sudo"
+}

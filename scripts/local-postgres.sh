@@ -257,6 +257,13 @@ GENERATED_TEXT="$(
         echo "st44_local_pg_become_user: $(yaml_quote "$OS_USER")"
         echo "# Python for the modules: reachable by $OS_USER and able to import psycopg2."
         echo "st44_local_python: $SYSTEM_PYTHON"
+        echo "# How root becomes $OS_USER: sudo when installed (make setup installs it), one call per"
+        echo "# step; su otherwise, which Ansible cannot pipeline."
+        if command -v sudo >/dev/null; then
+            echo "st44_local_become_method: ansible.builtin.sudo"
+        else
+            echo "st44_local_become_method: ansible.builtin.su"
+        fi
     else
         echo "# Empty: no become; the server runs as $OS_USER, whom it lets in as $SUPERUSER."
         echo "st44_local_pg_become_user: \"\""

@@ -69,6 +69,7 @@ test_prerequisites() {
     # Database hosts run modules with their system python (Debian's python3 with
     # python3-psycopg2), and so do the local default and the tests.
     ensure_system_psycopg2
+    ensure_sudo
 }
 
 if $DEPLOY_ONLY; then
