@@ -276,6 +276,7 @@ import re
 import stat
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import bytes_to_human
@@ -616,15 +617,19 @@ def dump_backup(module):
         finally:
             os.umask(old_umask)
         os.chmod(partial, 0o600)
-        listing = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--list", partial], env,
-                             "pg_restore --list", partial)
-        # From the dump itself, not the live table: a concurrent deploy may migrate between a
-        # query and pg_dump's snapshot.
-        schema, table = split_table(p["table"])
-        history = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--data-only", "--table=" + table,
-                                      "--schema=" + schema, "--file=-", partial], env,
-                             "pg_restore --data-only", partial)
-        size, sha256 = os.path.getsize(partial), sha256_of(partial)
+        # The dump is whole now: hash it while pg_restore reads it back (a big dump's hash takes
+        # about as long as both reads).
+        with ThreadPoolExecutor(1) as pool:
+            hashing = pool.submit(sha256_of, partial)
+            listing = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--list", partial], env,
+                                 "pg_restore --list", partial)
+            # From the dump itself, not the live table: a concurrent deploy may migrate between a
+            # query and pg_dump's snapshot.
+            schema, table = split_table(p["table"])
+            history = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--data-only", "--table=" + table,
+                                          "--schema=" + schema, "--file=-", partial], env,
+                                 "pg_restore --data-only", partial)
+            size, sha256 = os.path.getsize(partial), hashing.result()
         manifest = build_manifest(database, sysid, file, size, sha256, listing, history, p["release"],
                                   p["run_id"], p["host"], utc_now())
         if not manifest["verified"]:
