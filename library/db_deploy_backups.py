@@ -580,6 +580,17 @@ def remove_quietly(path):
             raise
 
 
+def publish(partial, target, manifest):
+    """Write the manifest, then give the whole dump its name."""
+    write_manifest(target + MANIFEST_SUFFIX, manifest)
+    try:
+        # A hard link, not a rename: it fails instead of replacing a file of that name.
+        os.link(partial, target)
+    except OSError:
+        os.unlink(target + MANIFEST_SUFFIX)
+        raise
+
+
 def run_client(module, argv, env, what, partial):
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     if proc.returncode != 0:
@@ -635,13 +646,7 @@ def dump_backup(module):
         if not manifest["verified"]:
             module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup."
                              % (partial, dump_dbname(listing), database))
-        write_manifest(target + MANIFEST_SUFFIX, manifest)
-        try:
-            # A hard link, not a rename: it fails instead of replacing a file of that name.
-            os.link(partial, target)
-        except OSError:
-            os.unlink(target + MANIFEST_SUFFIX)
-            raise
+        publish(partial, target, manifest)
         # Only backups older than this run: a deploy running at the same time may be about to
         # migrate behind its backup. Ages are measured on the host, so clocks need not agree.
         own, _, foreign = scan(directory, database, sysid)
@@ -744,13 +749,7 @@ def main():
             module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup."
                              % (partial, dump_dbname(p["listing"]), database))
         if not module.check_mode:
-            write_manifest(target + MANIFEST_SUFFIX, manifest)
-            try:
-                # A hard link, not a rename: it fails instead of replacing a file of that name.
-                os.link(partial, target)
-            except OSError:
-                os.unlink(target + MANIFEST_SUFFIX)
-                raise
+            publish(partial, target, manifest)
         result.update(changed=True, manifest=manifest)
         module.exit_json(**result)
 
