@@ -179,3 +179,21 @@ def test_a_directory_named_like_the_release_but_not_made_by_the_tool_is_refused(
     assert run.rc == 2, run.output
     assert f"{owner_dir / 'r2'} exists but was not made by this tool" in run.stdout
     assert sorted(p.name for p in (owner_dir / "r2").iterdir()) == ["notes.txt"]
+
+
+def test_a_content_no_kept_release_links_to_leaves_the_store(deploy, db, site, socket_vars):
+    variables = dict(socket_vars, db_deploy_releases_keep=1)
+    extra = site.migrations / "900_short_lived.sql"
+    extra.write_text("CREATE TABLE short_lived (id int);\n")
+    assert deploy(vars=variables, extra_vars={"db_deploy_release_id": "r1"}).rc == 0
+    extra.unlink()
+    db.sql("DELETE FROM schema_migrations WHERE version = '900'")
+
+    run = deploy(vars=variables, extra_vars={"db_deploy_release_id": "r2"})
+
+    assert run.rc == 0, run.output
+    (release,) = manifests(site.releases)
+    assert release.name == "r2"
+    store = release.parent / ".store"
+    stored = sorted(p.read_text() for p in store.iterdir() if not p.name.startswith("."))
+    assert stored == sorted(p.read_text() for p in site.migrations.glob("*.sql"))
