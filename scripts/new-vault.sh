@@ -31,11 +31,18 @@ mapfile -t names < <(find "$inventory" -type f \( -name '*.yml' -o -name '*.yaml
 [ ${#names[@]} -gt 0 ] || die "$inventory refers to no vault_* variable: nothing to put in a vault"
 
 # Prompts go to stderr and answers come from stdin, a terminal or a pipe (a password
-# manager, a test); read -s turns echo off when it is a terminal.
+# manager, a test). On a terminal echo goes off before the prompt shows: read -s alone
+# turns it off only once it runs, so an answer typed as soon as the prompt appears could
+# still be echoed. The trap turns it back on however the script ends.
+if [ -t 0 ]; then
+    trap 'stty echo 2>/dev/null' EXIT
+fi
 ask() {  # ask PROMPT VAR: read one line without echo into VAR
     local prompt=$1
+    if [ -t 0 ]; then stty -echo; fi
     printf '%s' "$prompt" >&2
     IFS= read -rs "$2" || die "no answer to: $prompt"
+    if [ -t 0 ]; then stty echo; fi
     printf '\n' >&2
 }
 
