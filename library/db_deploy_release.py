@@ -215,15 +215,24 @@ class Release:
         self.root = self.p['root']
         self.store = os.path.join(self.root, STORE)
         self.new = 0
+        # Store contents whose hash was checked in this call: each is read once, not again
+        # when it is linked (a real run holds the store's lock; a read-only one checks the
+        # bytes it copies again).
+        self.checked = set()
 
     # --- the store -----------------------------------------------------------------------------
 
     def verified(self, sha):
         """Whether the store holds sha's content (a damaged copy counts as missing; put replaces it)."""
+        if sha in self.checked:
+            return True
         try:
-            return sha256_of(os.path.join(self.store, sha)) == sha
+            good = sha256_of(os.path.join(self.store, sha)) == sha
         except OSError:
             return False
+        if good:
+            self.checked.add(sha)
+        return good
 
     def missing(self, entries):
         """SHA-256 of the contents neither sent nor in the store."""
