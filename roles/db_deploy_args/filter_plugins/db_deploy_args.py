@@ -36,6 +36,19 @@ def _wanted(spec: dict) -> str:
     return wanted
 
 
+def _plain(value):
+    """value as plain dicts, lists and scalars: ArgumentSpecValidator deep-copies what it checks,
+    and a deep copy of Ansible's lazily templated containers costs a third of a second a run."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    for python_type in (bool, int, float, str):
+        if isinstance(value, python_type):
+            return python_type(value)
+    return value
+
+
 def valid_options(argument_specs: dict) -> dict:
     """{name: spec} of every option of every entry point (the entry points share them)."""
     options = {}
@@ -92,13 +105,13 @@ def problems(given: dict, argument_specs: dict, also_valid=(), libpq_env=None) -
             found.append("%s is not a variable of the db_deploy role%s" % (
                 name, ": did you mean %s?" % nearest[0] if nearest else " (roles/db_deploy/README.md lists them)"))
             continue
-        spec = {k: v for k, v in options[name].items() if k in ("type", "elements", "choices", "no_log")}
-        result = ArgumentSpecValidator({name: spec}).validate({name: given[name]}, validate_role_argument_spec=True)
+        spec = _plain({k: v for k, v in options[name].items() if k in ("type", "elements", "choices", "no_log")})
+        value = _plain(given[name])
+        result = ArgumentSpecValidator({name: spec}).validate({name: value}, validate_role_argument_spec=True)
         if not result.error_messages:
             if name == "db_deploy_connect_params" and libpq_env is not None:
-                found.extend(connect_params_problems(given[name] or {}, libpq_env))
+                found.extend(connect_params_problems(value or {}, libpq_env))
             continue
-        value = given[name]
         if "choices" in spec and all(type(e).__name__ == "ArgumentValueError" for e in result.errors):
             found.append("%s must be one of %s, got another %s" % (
                 name, ", ".join(str(c) for c in spec["choices"]), _type_name(value)))
