@@ -59,8 +59,9 @@ options:
         with an C(up.sql) of another tool's layout, subfolders holding migration files, other files, or
         nothing), unless O(allow_empty) is set; a O(path) that does not exist or is not a directory is
         always an error, in check mode too.
+      - Without O(path), the module only connects, refuses a hot standby and returns RV(server): what a
+        deploy checks before it ships anything, in the call that will plan it.
     type: path
-    required: true
   option_prefix:
     description:
       - Put before the option names that hints in messages tell the reader to set (O(accept_checksums),
@@ -410,6 +411,11 @@ summary:
   returned: always
   type: dict
   sample: {"applied": 2, "already_applied": 6, "would_apply": 0, "failed": 0, "skipped": 0, "pending": 0}
+server:
+  description: Without O(path), what the server is; C(system_id) is the cluster's system_identifier.
+  returned: success, when path is not given
+  type: dict
+  sample: {"major": 16, "version": "16.4", "size_bytes": 7631663, "system_id": "7381205736474528013"}
 schema:
   description: With O(describe_schema), the database when the module ended, C(schema.table) names.
   returned: success, when describe_schema is set
@@ -2502,7 +2508,7 @@ def failure_message(failure, applied_versions, check_hint):
 def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(
-        path=dict(type='path', required=True),
+        path=dict(type='path'),
         db=dict(type='str', required=True, aliases=['login_db']),
         session_role=dict(type='str'),
         table=dict(type='str', default='schema_migrations'),
@@ -2531,7 +2537,7 @@ def validate_params(params):
     if not params['db'].strip():
         problems.append('db is empty: name the database to migrate (with no name the driver would connect to '
                         'a default database)')
-    if not params['path'].strip():
+    if params['path'] is not None and not params['path'].strip():
         problems.append('path is empty: give the directory of the migration files')
     if not TABLE_RE.fullmatch(params['table']):
         problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; '
@@ -2575,7 +2581,7 @@ def connection_hint(error):
 
 
 HINTED_OPTIONS = re.compile(r'(?<![\w.])(accept_checksums|retry_incomplete|allow_out_of_order|allow_empty|'
-                            r'target_version|max_file_size|lock_wait|lock_retries)(?!\w)')
+                            r'target_version|max_file_size|lock_wait|lock_retries|login_host|login_port)(?!\w)')
 
 
 def hint_names(text, prefix):
@@ -2818,6 +2824,18 @@ def result_entry(entry):
     return out
 
 
+def describe_server(db):
+    """What the server is (a path-less call): a hot standby is refused, as a migration run refuses it."""
+    server = dict(db.rows("SELECT current_setting('server_version_num')::int / 10000 AS major, "
+                     "current_setting('server_version') AS version, pg_is_in_recovery() AS standby, "
+                     "pg_database_size(current_database()) AS size_bytes, "
+                     "(SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_id")[0])
+    if server.pop('standby'):
+        raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true); migrations and backups must '
+                          'run against the primary: point login_host/login_port at the primary. Nothing was changed')
+    return server
+
+
 def describe_schema(db, table_sql):
     """What the database holds: recorded versions, tables, foreign keys, indexes (describe_schema)."""
     history = table_columns(db, table_sql) is not None
@@ -2863,6 +2881,10 @@ def main():
         if problems:
             raise TaskFailure('invalid parameters: ' + '; '.join(problems))
         ensure_required_libs(module)
+        if params['path'] is None:
+            db = connect(module, params, params['applied_by'] or default_applied_by())
+            result['server'] = describe_server(db)
+            module.exit_json(**result)
         try:
             migrations = discover_migrations(params['path'], params['max_file_size'])
         except MigrationError as e:
