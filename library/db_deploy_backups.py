@@ -22,12 +22,13 @@ description:
   - The partial dump and pass file of a run carry the owner key (the first 16 hex digits of the
     SHA-256 of C(<system_identifier>/<database>)) in their name, so that leftovers of killed runs
     are recognised without a manifest.
-  - O(state=check) is the whole pre-backup check in one call, run only when a backup will be
-    taken (dry runs too): the C(pg_dump) (or C(pg_restore)) for the server's major version, its
-    version, a backup directory the database OS user can write to, and free space for the database
-    size times O(space_factor) at the nearest existing ancestor of O(path). Outside check mode it
-    creates a missing O(path), 0700, owned by O(owner).
-  - O(state=dump) is the whole backup in one call, as the database OS user: removes this database's
+  - O(state=check) is the whole pre-backup check in one call: the C(pg_dump) (or C(pg_restore)) for
+    the server's major version, its version, a backup directory the database OS user can write to,
+    and free space for the database size times O(space_factor) at the nearest existing ancestor of
+    O(path). Outside check mode it creates a missing O(path), 0700, owned by O(owner). The deploy
+    runs it in a dry run, and before a dump only when O(path) is missing (as root, to create it).
+  - O(state=dump) is the whole backup in one call, as the database OS user: the same check first
+    (O(path) must exist), then removes this database's
     leftovers of killed runs, runs C(pg_dump --format=custom) to O(partial) (0600), reads it back with
     C(pg_restore --list), reads the versions from the dump's history table, writes the manifest,
     links the dump to O(file) and rotates. It always removes O(partial) and the pass file O(pgpass).
@@ -104,7 +105,7 @@ options:
     description:
       - With O(state=check), the directory of C(pg_dump) and C(pg_restore); empty for the smallest
         C(/usr/lib/postgresql/N/bin) with N at least O(server_major), else the PATH.
-      - With O(state=dump), the prefix the check returned as RV(pg_bin).
+      - With O(state=dump), the same: the dump checks the client it chooses first.
     type: str
     default: ""
   tool:
@@ -113,19 +114,19 @@ options:
     choices: [pg_dump, pg_restore]
     default: pg_dump
   server_major:
-    description: With O(state=check), the server's major version.
+    description: With O(state=check) or O(state=dump), the server's major version.
     type: int
     default: 0
   server_version:
-    description: With O(state=check), the server's version, for messages.
+    description: With O(state=check) or O(state=dump), the server's version, for messages.
     type: str
     default: ""
   db_size:
-    description: With O(state=check), the database's size in bytes.
+    description: With O(state=check) or O(state=dump), the database's size in bytes.
     type: int
     default: 0
   space_factor:
-    description: With O(state=check), the free space needed as a multiple of O(db_size).
+    description: With O(state=check) or O(state=dump), the free space needed as a multiple of O(db_size).
     type: float
     default: 1.2
   owner:
@@ -142,7 +143,14 @@ options:
     type: str
     default: schema_migrations
   pgpass:
-    description: With O(state=dump), the pass file the role wrote for this run; removed whatever happens.
+    description:
+      - With O(state=dump), the pass file of this run, removed whatever happens. Given O(password), the
+        module writes it (0600, after the check); otherwise the caller did (a dump in the background,
+        whose arguments Ansible keeps in a file on the host).
+    type: str
+    default: ""
+  password:
+    description: With O(state=dump), the login password, written only to O(pgpass) for pg_dump.
     type: str
     default: ""
   leftover_age:
@@ -509,8 +517,9 @@ def cannot_write(directory, owner):
     return "owner uid %d, group gid %d, mode %04o" % (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
-def check_backup(module):
-    """state=check: everything a backup needs, before anything is changed."""
+def check_backup(module, dumping=False):
+    """state=check, and the start of state=dump: everything a backup needs, before anything is
+    changed. The dump runs as the database OS user: it needs the directory to exist."""
     p = module.params
     host, tool, major = p["host"] or "this host", p["tool"], p["server_major"]
     if module.check_mode:
@@ -537,6 +546,10 @@ def check_backup(module):
 
     directory = p["path"]
     exists = os.path.lexists(directory)
+    if dumping and not exists:
+        module.fail_json(msg="%sthe backup directory %s does not exist; the deploy creates it (state=check) "
+                         "before the dump when it is missing. Nothing was changed." % (lead, directory),
+                         pg_bin=pg_bin, version=version)
     if exists:
         why = cannot_write(directory, p["owner"])
         if why:
@@ -605,6 +618,7 @@ def dump_backup(module):
     backup costs one round trip. The pass file and the partial are removed whatever happens."""
     p = module.params
     started = time.time()
+    pg_bin = check_backup(module, dumping=True)["pg_bin"]
     directory, database, sysid = p["path"], p["database"], str(p["system_identifier"])
     file = plain_name(module, p["file"], "file")
     partial = os.path.join(directory, plain_name(module, p["partial"], "partial"))
@@ -613,6 +627,8 @@ def dump_backup(module):
     env.update({k: str(v) for k, v in p["pg_env"].items()})
     env.pop("PGPASSWORD", None)
     try:
+        if p["password"] and p["pgpass"]:
+            write_pgpass(p["pgpass"], p["password"])
         _, leftovers, _ = scan(directory, database, sysid)
         old_enough = started - max(p["leftover_age"], 0)
         removed = [n for n in leftovers if os.path.join(directory, n) != p["pgpass"]
@@ -623,7 +639,7 @@ def dump_backup(module):
         # Created 0600 from the start: the dump is readable by its owner only while it is written, too.
         old_umask = os.umask(0o077)
         try:
-            run_client(module, [p["pg_bin_dir"] + "pg_dump", "--format=custom", "--no-password",
+            run_client(module, [pg_bin + "pg_dump", "--format=custom", "--no-password",
                                 "--file=" + partial], env, "pg_dump", partial)
         finally:
             os.umask(old_umask)
@@ -632,12 +648,12 @@ def dump_backup(module):
         # about as long as both reads).
         with ThreadPoolExecutor(1) as pool:
             hashing = pool.submit(sha256_of, partial)
-            listing = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--list", partial], env,
+            listing = run_client(module, [pg_bin + "pg_restore", "--list", partial], env,
                                  "pg_restore --list", partial)
             # From the dump itself, not the live table: a concurrent deploy may migrate between a
             # query and pg_dump's snapshot.
             schema, table = split_table(p["table"])
-            history = run_client(module, [p["pg_bin_dir"] + "pg_restore", "--data-only", "--table=" + table,
+            history = run_client(module, [pg_bin + "pg_restore", "--data-only", "--table=" + table,
                                           "--schema=" + schema, "--file=-", partial], env,
                                  "pg_restore --data-only", partial)
             size, sha256 = os.path.getsize(partial), hashing.result()
@@ -664,6 +680,14 @@ def dump_backup(module):
                 manifest=manifest, leftovers=removed, deleted=doomed, foreign=foreign,
                 backups=[e for e in own if e["path"] not in gone],
                 msg="Backed up %s to %s: %s in %.1f s" % (database, target, human(size), took))
+
+
+def write_pgpass(path, password):
+    """A pass file for any host, port, database and user (libpq's format escapes \\ and :)."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("*:*:*:*:%s\n" % escaped)
 
 
 def utc_now():
@@ -719,6 +743,7 @@ def main():
             pg_env=dict(type="dict", default={}),
             table=dict(type="str", default="schema_migrations"),
             pgpass=dict(type="str", default=""),
+            password=dict(type="str", default="", no_log=True),
             leftover_age=dict(type="int", default=86400),
             create=dict(type="bool", default=True),
         ),

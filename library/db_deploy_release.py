@@ -78,6 +78,13 @@ options:
     description: The manifest's file name in each release directory.
     type: str
     default: .db-deploy-release.json
+  backup_dir:
+    description:
+      - The directory the deploy's backups go to: only whether it exists is returned
+        (RV(backup_dir_exists)), so that the deploy knows, without another call, whether its backup
+        must create it first. Empty for none.
+    type: path
+    default: ''
 author: st44
 '''
 
@@ -114,6 +121,10 @@ foreign:
   description: Entries of root not made by this tool for this database, left alone.
   type: list
   returned: success
+backup_dir_exists:
+  description: Whether O(backup_dir) exists (as a directory or anything else).
+  type: bool
+  returned: always
 '''
 
 import base64
@@ -375,7 +386,8 @@ class Release:
         final = os.path.join(self.root, p['release'])
         files = sum(1 for e in entries if e['type'] == 'file')
         result = dict(changed=False, missing=[], files=files, new=0, created=False, deleted=[], foreign=[],
-                      temporary=False, path=final)
+                      temporary=False, path=final,
+                      backup_dir_exists=bool(p['backup_dir']) and os.path.lexists(p['backup_dir']))
 
         if p['read_only']:
             return self.run_read_only(final, entries, result)
@@ -444,6 +456,7 @@ def main():
             system_identifier=dict(type='str', required=True),
             tool=dict(type='str', default='db_deploy'),
             marker=dict(type='str', default='.db-deploy-release.json'),
+            backup_dir=dict(type='path', default=''),
         ),
         # Check mode is the caller's read_only: the status play reads without being in check mode.
         supports_check_mode=True,

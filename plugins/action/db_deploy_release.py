@@ -4,8 +4,13 @@
 
 On the controller: read the directory (refusing files over max_file_size before anything is
 sent), name the release, and send the host the tree's shape with each file's SHA-256. The host
-answers with the contents it lacks, and only those travel, in a second call. A rerun, or the same
-files under a new release id, is one call that sends no file.
+answers with the contents it lacks, and only those travel, in a second call. A release whose files
+weigh INLINE_BYTES or less in all travels whole with the first call instead: less than the
+module's own code, and cheaper than a second round trip. Either way the host stores a content only
+when it lacks it, so a rerun, or the same files under a new release id, changes nothing there.
+
+With state=absent, it removes the temporary directory a read-only call made (its path, as the
+module returned it), with one shell command instead of a module.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import base64
 import hashlib
 import os
 import re
+import shlex
 import stat
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-PASSED = ('root', 'read_only', 'keep', 'owner', 'database', 'system_identifier', 'tool', 'marker')
+PASSED = ('root', 'read_only', 'keep', 'owner', 'database', 'system_identifier', 'tool', 'marker', 'backup_dir')
+INLINE_BYTES = 64 * 1024
+# What the module's read-only call names its temporary directory (tempfile.mkdtemp).
+TEMPORARY = re.compile(r'/(?:[^/]+/)*db-deploy-check-[A-Za-z0-9_]+')
 
 
 def release_name(release_id, sql_files):
@@ -82,11 +91,13 @@ def read_tree(src, max_size):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('src', 'release_id', 'max_file_size') + PASSED)
+    _VALID_ARGS = frozenset(('src', 'release_id', 'max_file_size', 'state', 'path') + PASSED)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
+        if args.get('state') == 'absent':
+            return self.remove_temporary(args.get('path') or '', result)
         src = self._loader.path_dwim(args['src'])
         max_size = int(args.get('max_file_size', 52428800))
         if not os.path.isdir(src):
@@ -96,6 +107,8 @@ class ActionModule(ActionBase):
         module_args = {k: args[k] for k in PASSED if k in args}
         module_args.update(release=release_name(args.get('release_id') or '', sql_files), entries=entries)
 
+        if sum(len(data) for data in contents.values()) <= INLINE_BYTES:
+            module_args['contents'] = {sha: base64.b64encode(data).decode() for sha, data in contents.items()}
         answer = self._execute_module('db_deploy_release', module_args=module_args, task_vars=task_vars)
         if not answer.get('failed') and answer.get('missing'):
             module_args['contents'] = {sha: base64.b64encode(contents[sha]).decode() for sha in answer['missing']}
@@ -107,4 +120,14 @@ class ActionModule(ActionBase):
         answer.pop('invocation', None)
         result.update(answer)
         result['release'] = module_args['release']
+        return result
+
+    def remove_temporary(self, path, result):
+        if not TEMPORARY.fullmatch(path) or '/../' in path + '/':
+            raise AnsibleActionFail('%r is not a temporary directory of a read-only db_deploy_release call; '
+                                    'nothing was removed' % path)
+        done = self._low_level_execute_command('rm -rf -- %s' % shlex.quote(path), sudoable=True)
+        if done['rc'] != 0:
+            raise AnsibleActionFail('could not remove %s: %s' % (path, (done.get('stderr') or '').strip()))
+        result.update(changed=False, path=path)
         return result
