@@ -59,8 +59,8 @@ options:
         with an C(up.sql) of another tool's layout, subfolders holding migration files, other files, or
         nothing), unless O(allow_empty) is set; a O(path) that does not exist or is not a directory is
         always an error, in check mode too.
-      - Without O(path), the module only connects, refuses a hot standby and returns RV(server): what a
-        deploy checks before it ships anything, in the call that will plan it.
+      - Without O(path), the module only connects, refuses a hot standby and returns RV(server), which
+        is what a deploy checks before it ships anything.
     type: path
   option_prefix:
     description:
