@@ -1,6 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write a deploy's JSON report and its Markdown summary on the controller, and return the
-summary a person reads at the end of the run.
+summary a person reads at the end of the run (the db_deploy callback prints it). A failed deploy
+(the report's error) fails the task with that error, after the report is written: one task ends
+every deploy.
 
 An action plugin, not a module: the files are written by the controller process itself, so the
 report costs no module call, no connection and no temporary file on any host. The report is an
@@ -299,4 +301,6 @@ class ActionModule(ActionBase):
         write(md_path, markdown(report))
         result.update(changed=False, report=json_path, summary_file=md_path,
                       summary=summary_lines(report, json_path, md_path))
+        if report.get("error"):
+            result.update(failed=True, msg=report["error"])
         return result

@@ -13,6 +13,7 @@ DOCUMENTATION = """
         (or an assert its success_msg) prints its message, a changed result one line per host (per item, with its label), a
         failed or unreachable result prints as the default callback prints it, whole.
       - A task retried with until prints its result's msg on one line per retry.
+      - A result with a summary (the deploy's report task) prints it, before the failure if it failed.
       - A task running longer than still_running_seconds prints "still running" every that
         many seconds.
       - With -v or more, the output is the default callback's.
@@ -158,6 +159,15 @@ class CallbackModule(DefaultCallback):
         return (result.task.action in ASSERT_ACTIONS and isinstance(result.result.get("msg"), str)
                 and result.result["msg"] != ASSERT_DEFAULT_MSG)
 
+    @staticmethod
+    def _is_summary(result) -> bool:
+        """The deploy's report task: its result carries the closing summary (lines)."""
+        return (result.task.action.rpartition(".")[2] == "db_deploy_report"
+                and isinstance(result.result.get("summary"), list))
+
+    def _show_summary(self, result):
+        self._display.display("\n".join(str(line) for line in result.result["summary"]))
+
     def _show_debug(self, result):
         text = debug_text(result.result)
         if text:
@@ -174,6 +184,8 @@ class CallbackModule(DefaultCallback):
             return  # each item was shown as it came
         if self._is_debug(result):
             self._show_debug(result)
+        elif self._is_summary(result):
+            self._show_summary(result)
         elif result.result.get("changed", False):
             self._display.display("changed: [%s] %s" % (self.host_label(result), self._last_task_name
                                                          or result.task.get_name().strip()),
@@ -204,6 +216,8 @@ class CallbackModule(DefaultCallback):
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._host_done(result)
+        if self._quiet() and self._is_summary(result):
+            self._show_summary(result)
         super().v2_runner_on_failed(result, ignore_errors)
 
     def v2_runner_on_unreachable(self, result):

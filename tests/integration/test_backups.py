@@ -142,12 +142,14 @@ def test_a_shared_backup_directory_keeps_its_owner_and_mode(deploy, db, site):
 
 # --- The checks run only when a backup will be taken; the dump is one call -----------------
 
-def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_fail(deploy, db, site, socket_vars):
+def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_fail(deploy, db, site, socket_vars,
+                                                                                   check_mode_lock):
     empty_bin = site.root / "no-client-bin"
     empty_bin.mkdir()
     before = catalog(db)
 
-    run = deploy(vars=dict(socket_vars, db_deploy_pg_bin_dir=str(empty_bin)), check=True)
+    with check_mode_lock():  # its temporary copy in /tmp is not another dry run's leftover
+        run = deploy(vars=dict(socket_vars, db_deploy_pg_bin_dir=str(empty_bin)), check=True)
 
     assert run.rc != 0
     assert "a real run would stop here, before changing anything" in run.output

@@ -327,8 +327,10 @@ def test_wrong_password_over_tcp_is_clear_and_never_shown(deploy, db, site, tcp_
     assert_nothing_shipped(site)
 
 
-def test_tcp_dry_run_with_password_reaches_the_database_without_showing_it(deploy, db, site, tcp_login):
-    run = deploy(vars=tcp_login.vars, secrets=tcp_login.secrets(), check=True, verbosity=3)
+def test_tcp_dry_run_with_password_reaches_the_database_without_showing_it(deploy, db, site, tcp_login,
+                                                                          check_mode_lock):
+    with check_mode_lock():  # its temporary copy in /tmp is not another dry run's leftover
+        run = deploy(vars=tcp_login.vars, secrets=tcp_login.secrets(), check=True, verbosity=3)
 
     assert run.rc == 0, run.output[-5000:]
     assert run.report["server_version"].startswith("15")

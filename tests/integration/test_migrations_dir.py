@@ -28,11 +28,12 @@ def test_diesel_style_folder_fails_the_deploy_naming_what_is_there(deploy, db, s
     assert run.report["result"] == "failed"
 
 
-def test_empty_folder_deploys_only_when_the_operator_allows_it(deploy, db, site, socket_vars):
+def test_empty_folder_deploys_only_when_the_operator_allows_it(deploy, db, site, socket_vars, check_mode_lock):
     shutil.rmtree(site.migrations)
     site.migrations.mkdir()
 
-    refused = deploy(check=True)
+    with check_mode_lock():  # its temporary copy in /tmp is not another dry run's leftover
+        refused = deploy(check=True)
     allowed = deploy(vars=dict(socket_vars, db_deploy_allow_empty=True, db_deploy_expected_tables=[]))
 
     assert refused.rc != 0 and "no migration file" in refused.output.lower(), refused.output

@@ -197,3 +197,35 @@ def test_a_content_no_kept_release_links_to_leaves_the_store(deploy, db, site, s
     store = release.parent / ".store"
     stored = sorted(p.read_text() for p in store.iterdir() if not p.name.startswith("."))
     assert stored == sorted(p.read_text() for p in site.migrations.glob("*.sql"))
+
+
+def test_a_dry_run_after_a_deploy_reads_the_shipped_release_and_copies_nothing(deploy, db, site, check_mode_lock):
+    assert deploy().rc == 0
+    (release,) = manifests(site.releases)
+
+    with check_mode_lock():
+        dry = deploy(check=True, verbosity=1)
+
+    assert dry.rc == 0, dry.output
+    # -v prints each task's result: shipping answered with the deploy's release directory.
+    shipped = dry.stdout.split("TASK [db_deploy : Ship the migration files]", 1)[1].split("TASK [", 1)[0]
+    assert '"temporary": false' in shipped, shipped
+    assert f'"path": "{release}"' in shipped, shipped
+    removal = dry.stdout.split("TASK [db_deploy : Remove the dry run's files from the host]", 1)[1]
+    assert removal.split("\n", 2)[1].startswith("skipping: [localhost]"), removal[:300]
+
+
+def test_removing_a_dry_runs_copy_refuses_anything_else(deploy, site, tmp_path):
+    victim = tmp_path / "not-a-dry-run"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("kept\n")
+    play = tmp_path / "remove.yml"
+    play.write_text(
+        "- hosts: st44_db\n  gather_facts: false\n  tasks:\n"
+        "    - name: Remove\n      db_deploy_release:\n        path: %s\n        state: absent\n" % victim)
+
+    run = deploy(str(play))
+
+    assert run.rc != 0
+    assert "is not a temporary directory of a read-only db_deploy_release call; nothing was removed" in run.output
+    assert (victim / "keep.txt").read_text() == "kept\n"
