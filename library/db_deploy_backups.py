@@ -69,7 +69,9 @@ options:
     choices: [list, record, verify, rotate, leftovers, check, dump]
     default: list
   file:
-    description: Name (in O(path)) of the backup to record, verify or keep.
+    description:
+      - Name (in O(path)) of the backup to record, verify or keep.
+      - With O(state=dump), C({utc}) in it is replaced by the time the dump starts, as 20260101T000000Z.
     type: str
   partial:
     description: With O(state=record), the name of the verified dump written by pg_dump.
@@ -287,14 +289,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.formatters import bytes_to_human
+from ansible.module_utils import db_deploy_backup_check as backup_check
+from ansible.module_utils.db_deploy_backup_check import (  # noqa: F401  (tests/unit use them from here)
+    choose_pg_bin, client_major, human, mode_allows_write, nearest_existing)
+from ansible.module_utils.db_deploy_files import sha256_of
 
 TOOL = "db_deploy"
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".json"
 COPY_MARKER = "before_restore"
 # Where Debian and Ubuntu install each major version's client programs.
-PG_LIB = "/usr/lib/postgresql"
 
 
 def owner_key(database, system_identifier):
@@ -437,138 +441,25 @@ def own_copies(rows, database, system_identifier):
     return sorted(copies, key=lambda c: c["name"])
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def choose_pg_bin(pg_bin_dir, installed, server_major):
-    """The prefix of the client programs: the configured directory, else the smallest installed
-    major at least the server's (an older pg_dump refuses a newer server), else the PATH."""
-    if pg_bin_dir:
-        return pg_bin_dir.rstrip("/") + "/"
-    majors = sorted(int(n) for n in installed if n.isdigit() and n.isascii() and int(n) >= server_major)
-    return "%s/%d/bin/" % (PG_LIB, majors[0]) if majors else ""
-
-
-def client_major(version_text):
-    """12 of 'pg_dump (PostgreSQL) 12.9 (Debian 12.9-1)'; 0 when it names no version."""
-    match = re.search(r"\)\s*([0-9]+)", version_text or "") or re.search(r"([0-9]+)", version_text or "")
-    return int(match.group(1)) if match else 0
-
-
-def nearest_existing(path):
-    """path or the nearest ancestor that exists: where a directory to be created will live."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
-
-
-def mode_allows_write(st, uid, gids):
-    """Whether the mode bits let uid (in groups gids) create files in the directory st describes."""
-    if uid == 0:
-        return True
-    if st.st_uid == uid:
-        bits = stat.S_IWUSR | stat.S_IXUSR
-    elif st.st_gid in gids:
-        bits = stat.S_IWGRP | stat.S_IXGRP
-    else:
-        bits = stat.S_IWOTH | stat.S_IXOTH
-    return st.st_mode & bits == bits
-
-
 def split_table(table):
     """(schema, name) of the history table as pg_restore --schema/--table take them."""
     schema, _, name = table.rpartition(".")
     return schema or "public", name
 
 
-def human(size):
-    return bytes_to_human(size)
-
-
-def cannot_write(directory, owner):
-    """Why owner (or the user running this) cannot create files in directory, or None."""
-    try:
-        st = os.stat(directory)
-    except OSError as exc:
-        return exc.strerror
-    if not stat.S_ISDIR(st.st_mode):
-        return "it is not a directory"
-    if os.statvfs(directory).f_flag & os.ST_RDONLY:
-        return "Read-only file system"
-    if owner and os.geteuid() == 0:
-        import grp
-        import pwd
-        try:
-            entry = pwd.getpwnam(owner)
-        except KeyError:
-            return "there is no OS user %s" % owner
-        gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if owner in g.gr_mem}
-        allowed = mode_allows_write(st, entry.pw_uid, gids)
-    else:
-        allowed = os.access(directory, os.W_OK | os.X_OK)
-    if allowed:
-        return None
-    return "owner uid %d, group gid %d, mode %04o" % (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
-
-
 def check_backup(module, dumping=False):
     """state=check, and the start of state=dump: everything a backup needs, before anything is
-    changed. The dump runs as the database OS user: it needs the directory to exist."""
+    changed (module_utils/db_deploy_backup_check.py). The dump runs as the database OS user: it
+    needs the directory to exist. The check creates a missing one for it."""
     p = module.params
-    host, tool, major = p["host"] or "this host", p["tool"], p["server_major"]
-    if module.check_mode:
-        lead = "%s: a real run would stop here, before changing anything: " % host
-    else:
-        lead = "%s: " % host
-    try:
-        installed = [] if p["pg_bin_dir"] else os.listdir(PG_LIB)
-    except OSError:
-        installed = []
-    pg_bin = choose_pg_bin(p["pg_bin_dir"], installed, major)
-    try:
-        proc = subprocess.run([pg_bin + tool, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=60)
-        rc, version = proc.returncode, proc.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rc, version = 127, ""
-    if rc != 0 or client_major(version) < major:
-        found = ("%s is %s" % (tool, version)) if rc == 0 else "no %s was found (%s%s)" % (tool, pg_bin, tool)
-        module.fail_json(msg="%sthe server runs PostgreSQL %s but %s. A %s needs %s of major version %d or newer: "
-                         "install postgresql-client-%d (or set db_deploy_pg_bin_dir). Nothing was changed."
-                         % (lead, p["server_version"], found, "backup" if tool == "pg_dump" else "restore", tool,
-                            major, major), pg_bin=pg_bin, version=version)
-
+    problem, facts = backup_check.check(
+        p["path"], p["database"], p["tool"], p["pg_bin_dir"], p["server_major"], p["server_version"], p["db_size"],
+        p["space_factor"], p["owner"], p["host"], module.check_mode, must_exist=dumping)
+    if problem:
+        module.fail_json(msg=problem, **facts)
     directory = p["path"]
-    exists = os.path.lexists(directory)
-    if dumping and not exists:
-        module.fail_json(msg="%sthe backup directory %s does not exist; the deploy creates it (state=check) "
-                         "before the dump when it is missing. Nothing was changed." % (lead, directory),
-                         pg_bin=pg_bin, version=version)
-    if exists:
-        why = cannot_write(directory, p["owner"])
-        if why:
-            module.fail_json(msg="%sthe backup directory %s exists but %s cannot write to it (%s). Give %s write "
-                             "access to it or point db_deploy_backup_dir elsewhere. Nothing was changed."
-                             % (lead, directory, p["owner"] or "the database OS user", why,
-                                p["owner"] or "that user"), pg_bin=pg_bin, version=version)
-    where = nearest_existing(directory)
-    vfs = os.statvfs(where)
-    free = vfs.f_bavail * vfs.f_frsize
-    need = int(p["db_size"] * p["space_factor"])
-    if free < need:
-        module.fail_json(msg="%s%s has %s free, the backup of %s (%s) needs about %s. Free space there or point "
-                         "db_deploy_backup_dir elsewhere. Nothing was changed."
-                         % (lead, directory, human(free), p["database"], human(p["db_size"]), human(need)),
-                         pg_bin=pg_bin, version=version, free=free)
-
     created = False
-    if not exists and p["create"] and not module.check_mode:
+    if not facts.pop("exists") and p["create"] and not module.check_mode and not dumping:
         # A directory that exists may be shared with other tools: its owner and mode are theirs.
         # One made here is for the database OS user only.
         os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
@@ -579,7 +470,7 @@ def check_backup(module, dumping=False):
             entry = pwd.getpwnam(p["owner"])
             os.chown(directory, entry.pw_uid, entry.pw_gid)
         created = True
-    return dict(changed=created, pg_bin=pg_bin, version=version, free=free,
+    return dict(facts, changed=created,
                 msg="Created the backup directory %s" % directory if created else "A backup can be taken")
 
 
@@ -620,7 +511,7 @@ def dump_backup(module):
     started = time.time()
     pg_bin = check_backup(module, dumping=True)["pg_bin"]
     directory, database, sysid = p["path"], p["database"], str(p["system_identifier"])
-    file = plain_name(module, p["file"], "file")
+    file = plain_name(module, p["file"].replace("{utc}", utc_now().strftime("%Y%m%dT%H%M%SZ")), "file")
     partial = os.path.join(directory, plain_name(module, p["partial"], "partial"))
     target = os.path.join(directory, file)
     env = dict(os.environ)

@@ -85,6 +85,14 @@ options:
         must create it first. Empty for none.
     type: path
     default: ''
+  backup_check:
+    description:
+      - Also say whether a backup to O(backup_dir) could be taken (RV(backup_check)), as
+        C(db_deploy_backups) O(state=check) would, changing nothing: a dry run asks it here so that
+        it spends no call of its own on it. Keys C(database), C(pg_bin_dir), C(server_major),
+        C(server_version), C(db_size), C(space_factor), C(host). Empty for no check.
+    type: dict
+    default: {}
 author: st44
 '''
 
@@ -125,6 +133,10 @@ backup_dir_exists:
   description: Whether O(backup_dir) exists (as a directory or anything else).
   type: bool
   returned: always
+backup_check:
+  description: With O(backup_check), why a backup could not be taken (C(problem), null when it could), and C(pg_bin), C(version).
+  type: dict
+  returned: when backup_check is given
 '''
 
 import base64
@@ -140,6 +152,8 @@ import time
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import db_deploy_backup_check as backup_check
+from ansible.module_utils.db_deploy_files import sha256_of
 
 STORE = '.store'
 # A build directory of a run killed before its rename: older than this, no live run owns it.
@@ -149,14 +163,6 @@ STALE_BUILD_SECONDS = 3600
 
 class Refusal(Exception):
     pass
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Owner:
@@ -389,6 +395,13 @@ class Release:
                       temporary=False, path=final,
                       backup_dir_exists=bool(p['backup_dir']) and os.path.lexists(p['backup_dir']))
 
+        if p['backup_check']:
+            c = p['backup_check']
+            problem, facts = backup_check.check(
+                p['backup_dir'], c['database'], 'pg_dump', c.get('pg_bin_dir') or '', int(c['server_major']),
+                c['server_version'], int(c['db_size']), float(c['space_factor']), p['owner'], c.get('host') or '',
+                check_mode=True)
+            result['backup_check'] = dict(problem=problem, pg_bin=facts['pg_bin'], version=facts['version'])
         if p['read_only']:
             return self.run_read_only(final, entries, result)
 
@@ -457,6 +470,7 @@ def main():
             tool=dict(type='str', default='db_deploy'),
             marker=dict(type='str', default='.db-deploy-release.json'),
             backup_dir=dict(type='path', default=''),
+            backup_check=dict(type='dict', default={}),
         ),
         # Check mode is the caller's read_only: the status play reads without being in check mode.
         supports_check_mode=True,

@@ -26,7 +26,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-PASSED = ('root', 'read_only', 'keep', 'owner', 'database', 'system_identifier', 'tool', 'marker', 'backup_dir')
+PASSED = ('root', 'read_only', 'keep', 'owner', 'database', 'system_identifier', 'tool', 'marker', 'backup_dir',
+          'backup_check')
 INLINE_BYTES = 64 * 1024
 # What the module's read-only call names its temporary directory (tempfile.mkdtemp).
 TEMPORARY = re.compile(r'/(?:[^/]+/)*db-deploy-check-[A-Za-z0-9_]+')

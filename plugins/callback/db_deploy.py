@@ -218,6 +218,9 @@ class CallbackModule(DefaultCallback):
         self._host_done(result)
         if self._quiet() and self._is_summary(result):
             self._show_summary(result)
+            # The failure below is the host's: its message, not the summary again.
+            for key in ("summary", "summary_file", "report"):
+                result.result.pop(key, None)
         super().v2_runner_on_failed(result, ignore_errors)
 
     def v2_runner_on_unreachable(self, result):

@@ -19,6 +19,13 @@ for _path in (REPO_ROOT / "library", REPO_ROOT / ".collections"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+# The modules import plugins/module_utils/<name>.py as ansible.module_utils.<name>, where
+# ansible.cfg's module_utils puts them for a run (AnsiballZ packs them there on the host).
+import ansible.module_utils  # noqa: E402
+
+if str(REPO_ROOT / "plugins" / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(REPO_ROOT / "plugins" / "module_utils"))
+
 
 def _load_module():
     if "postgresql_migrate" in sys.modules:
