@@ -25,8 +25,8 @@ description:
   - O(state=check) is the whole pre-backup check in one call: the C(pg_dump) (or C(pg_restore)) for
     the server's major version, its version, a backup directory the database OS user can write to,
     and free space for the database size times O(space_factor) at the nearest existing ancestor of
-    O(path). Outside check mode it creates a missing O(path), 0700, owned by O(owner). The deploy
-    runs it in a dry run, and before a dump only when O(path) is missing (as root, to create it).
+    O(path); a missing O(path) counts as one that will be made (db_deploy_release makes it when a
+    deploy ships its release). The restore runs it for C(pg_restore).
   - O(state=dump) is the whole backup in one call, as the database OS user: the same check first
     (O(path) must exist), then removes this database's
     leftovers of killed runs, runs C(pg_dump --format=custom) to O(partial) (0600), reads it back with
@@ -159,10 +159,6 @@ options:
     description: With O(state=dump), remove this database's leftovers of killed runs older than this many seconds.
     type: int
     default: 86400
-  create:
-    description: With O(state=check), create a missing O(path) (never in check mode).
-    type: bool
-    default: true
   databases:
     description:
       - With O(state=list), rows C({datname, comment, size}) of pg_database; those whose comment is
@@ -450,28 +446,14 @@ def split_table(table):
 def check_backup(module, dumping=False):
     """state=check, and the start of state=dump: everything a backup needs, before anything is
     changed (module_utils/db_deploy_backup_check.py). The dump runs as the database OS user: it
-    needs the directory to exist. The check creates a missing one for it."""
+    needs the directory to exist (a deploy's ship call makes it)."""
     p = module.params
     problem, facts = backup_check.check(
         p["path"], p["database"], p["tool"], p["pg_bin_dir"], p["server_major"], p["server_version"], p["db_size"],
         p["space_factor"], p["owner"], p["host"], module.check_mode, must_exist=dumping)
     if problem:
         module.fail_json(msg=problem, **facts)
-    directory = p["path"]
-    created = False
-    if not facts.pop("exists") and p["create"] and not module.check_mode and not dumping:
-        # A directory that exists may be shared with other tools: its owner and mode are theirs.
-        # One made here is for the database OS user only.
-        os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
-        os.mkdir(directory, 0o700)
-        os.chmod(directory, 0o700)
-        if p["owner"] and os.geteuid() == 0:
-            import pwd
-            entry = pwd.getpwnam(p["owner"])
-            os.chown(directory, entry.pw_uid, entry.pw_gid)
-        created = True
-    return dict(facts, changed=created,
-                msg="Created the backup directory %s" % directory if created else "A backup can be taken")
+    return dict(facts, changed=False, msg="A %s can be done" % ("backup" if p["tool"] == "pg_dump" else "restore"))
 
 
 def remove_quietly(path):
@@ -636,7 +618,6 @@ def main():
             pgpass=dict(type="str", default=""),
             password=dict(type="str", default="", no_log=True),
             leftover_age=dict(type="int", default=86400),
-            create=dict(type="bool", default=True),
         ),
         required_if=[("state", "record", ("file", "partial", "listing")), ("state", "verify", ("file",)),
                      ("state", "dump", ("file", "partial"))],

@@ -79,17 +79,15 @@ options:
     type: str
     default: .db-deploy-release.json
   backup_dir:
-    description:
-      - The directory the deploy's backups go to: only whether it exists is returned
-        (RV(backup_dir_exists)), so that the deploy knows, without another call, whether its backup
-        must create it first. Empty for none.
+    description: The directory the deploy's backups go to, for O(backup_check).
     type: path
     default: ''
   backup_check:
     description:
       - Also say whether a backup to O(backup_dir) could be taken (RV(backup_check)), as
-        C(db_deploy_backups) O(state=check) would, changing nothing: a dry run asks it here so that
-        it spends no call of its own on it. Keys C(database), C(pg_bin_dir), C(server_major),
+        C(db_deploy_backups) O(state=check) would, and unless O(read_only), make a missing
+        O(backup_dir) (0700, owned by O(owner)) when it could: a deploy asks it here so that it
+        spends no call of its own on either. Keys C(database), C(pg_bin_dir), C(server_major),
         C(server_version), C(db_size), C(space_factor), C(host). Empty for no check.
     type: dict
     default: {}
@@ -129,12 +127,10 @@ foreign:
   description: Entries of root not made by this tool for this database, left alone.
   type: list
   returned: success
-backup_dir_exists:
-  description: Whether O(backup_dir) exists (as a directory or anything else).
-  type: bool
-  returned: always
 backup_check:
-  description: With O(backup_check), why a backup could not be taken (C(problem), null when it could), and C(pg_bin), C(version).
+  description:
+    - With O(backup_check), why a backup could not be taken (C(problem), null when it could), C(pg_bin),
+      C(version), and whether this call made O(backup_dir) (C(created)).
   type: dict
   returned: when backup_check is given
 '''
@@ -392,16 +388,11 @@ class Release:
         final = os.path.join(self.root, p['release'])
         files = sum(1 for e in entries if e['type'] == 'file')
         result = dict(changed=False, missing=[], files=files, new=0, created=False, deleted=[], foreign=[],
-                      temporary=False, path=final,
-                      backup_dir_exists=bool(p['backup_dir']) and os.path.lexists(p['backup_dir']))
+                      temporary=False, path=final)
 
         if p['backup_check']:
-            c = p['backup_check']
-            problem, facts = backup_check.check(
-                p['backup_dir'], c['database'], 'pg_dump', c.get('pg_bin_dir') or '', int(c['server_major']),
-                c['server_version'], int(c['db_size']), float(c['space_factor']), p['owner'], c.get('host') or '',
-                check_mode=True)
-            result['backup_check'] = dict(problem=problem, pg_bin=facts['pg_bin'], version=facts['version'])
+            result['backup_check'] = self.check_backup_dir()
+            result['changed'] = result['backup_check']['created']
         if p['read_only']:
             return self.run_read_only(final, entries, result)
 
@@ -430,8 +421,19 @@ class Release:
         result['new'] = self.new
         # Only contents new to the host change its state; a release directory of contents it
         # already had, and the rotation of old ones, are the tool's bookkeeping.
-        result['changed'] = self.new > 0
+        result['changed'] = self.new > 0 or result['changed']
         return result
+
+    def check_backup_dir(self):
+        p, c = self.p, self.p['backup_check']
+        problem, facts = backup_check.check(
+            p['backup_dir'], c['database'], 'pg_dump', c.get('pg_bin_dir') or '', int(c['server_major']),
+            c['server_version'], int(c['db_size']), float(c['space_factor']), p['owner'], c.get('host') or '',
+            check_mode=p['read_only'])
+        created = problem is None and not facts['exists'] and not p['read_only']
+        if created:
+            backup_check.make_directory(p['backup_dir'], p['owner'])
+        return dict(problem=problem, pg_bin=facts['pg_bin'], version=facts['version'], created=created)
 
     def run_read_only(self, final, entries, result):
         if os.path.isdir(final) and is_own(final, self.p['release'], self.p) and tree_matches(final, entries, self.p['marker']):

@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Whether a backup (or a restore) can be done on this host, before anything is changed.
+"""Whether a backup (or a restore) can be done on this host, before anything is changed, and the
+backup directory made for the database OS user.
 
 Shared by db_deploy_backups (state=check, and the start of state=dump) and db_deploy_release (a
-dry run's ship call answers it too, so that the dry run spends no call of its own on it).
+deploy's ship call answers it too, and makes a missing directory when it could be used, so that
+a deploy spends no call of its own on either).
 """
 
 from __future__ import annotations
@@ -112,8 +114,9 @@ def check(directory, database, tool, pg_bin_dir, server_major, server_version, d
                 % (lead, server_version, found, "backup" if tool == "pg_dump" else "restore", tool,
                    server_major, server_major)), facts
     if must_exist and not facts["exists"]:
-        return ("%sthe backup directory %s does not exist; the deploy creates it (state=check) before the dump "
-                "when it is missing. Nothing was changed." % (lead, directory)), facts
+        return ("%sthe backup directory %s does not exist (a deploy makes it when it ships the release). Create "
+                "it for %s, or point db_deploy_backup_dir elsewhere. Nothing was changed."
+                % (lead, directory, owner or "the database OS user")), facts
     if facts["exists"]:
         why = cannot_write(directory, owner)
         if why:
@@ -128,3 +131,15 @@ def check(directory, database, tool, pg_bin_dir, server_major, server_version, d
                 "db_deploy_backup_dir elsewhere. Nothing was changed."
                 % (lead, directory, human(free), database, human(db_size), human(need))), facts
     return None, facts
+
+
+def make_directory(directory, owner):
+    """The backup directory, for owner only (0700). One that exists may be shared with other
+    tools: its owner and mode are theirs, and it is never changed."""
+    os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
+    os.mkdir(directory, 0o700)
+    os.chmod(directory, 0o700)
+    if owner and os.geteuid() == 0:
+        import pwd
+        entry = pwd.getpwnam(owner)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)

@@ -64,8 +64,8 @@ def test_read_only_backup_directory_stops_before_migrating(deploy, db, site, tmp
 
     assert_refused_before_migrating(run, db, before)
     assert "Read-only file system" in run.output
-    # Refused by the dump's check before the pass file is written, not by pg_dump.
-    assert 'failed at "Dump the database with pg_dump (custom format)"' in run.output
+    # Refused by the check before the pass file is written, not by pg_dump.
+    assert 'failed at "Check that a backup can be taken' in run.output
     assert f"the backup directory {site.backups} exists but postgres cannot write to it" in run.output
     assert os.listdir(site.backups) == []
 

@@ -140,7 +140,7 @@ def test_a_shared_backup_directory_keeps_its_owner_and_mode(deploy, db, site):
     assert len(site.backup_files()) == 1 and mode_of(site.backup_files()[0]) == 0o600
 
 
-# --- The checks run only when a backup will be taken; the dump is one call -----------------
+# --- The checks stop a deploy only when a backup will be taken; the dump is one call --------
 
 def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_fail(deploy, db, site, socket_vars,
                                                                                    check_mode_lock):
@@ -168,24 +168,25 @@ def test_an_existing_backup_directory_the_database_user_cannot_write_is_refused_
     run = deploy()
 
     assert run.rc != 0
-    # The dump checks before anything else (the check runs apart only to create a missing directory).
-    assert 'failed at "Dump the database with pg_dump (custom format)"' in run.output
+    assert 'failed at "Check that a backup can be taken' in run.output
     assert f"the backup directory {site.backups} exists but postgres cannot write to it" in run.output
     assert "No migration was applied. No backup was taken by this run." in run.report["error"]
     assert catalog(db) == before
     assert os.listdir(site.backups) == [] and mode_of(site.backups) == 0o755
 
 
-def test_a_deploy_with_nothing_pending_runs_no_backup_check(deploy, db, site):
+def test_a_deploy_with_nothing_pending_spends_no_call_on_the_backup(deploy, db, site, socket_vars, tmp_path):
     assert deploy().rc == 0
+    empty_bin = tmp_path / "no-client-bin"
+    empty_bin.mkdir()
 
-    run = deploy(verbosity=3)
+    # The ship call answers whether a backup could be taken; only a due backup acts on it.
+    run = deploy(vars=dict(socket_vars, db_deploy_pg_bin_dir=str(empty_bin)), verbosity=3)
 
     assert run.rc == 0, run.output[-3000:]
     used = re.findall(r"^Using module file (\S+)", run.output, re.M)
     assert used, "no module call seen at -vvv"
     assert not [m for m in used if m.endswith("db_deploy_backups.py")], used
-    assert "--version" not in run.output  # pg_dump --version is not run
     assert len(site.backup_files()) == 1  # the first deploy's
 
 
