@@ -286,8 +286,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils import db_deploy_backup_check as backup_check
-from ansible.module_utils.db_deploy_backup_check import (  # noqa: F401  (tests/unit use them from here)
-    choose_pg_bin, client_major, human, mode_allows_write, nearest_existing)
+from ansible.module_utils.db_deploy_backup_check import human
 from ansible.module_utils.db_deploy_files import sha256_of
 
 TOOL = "db_deploy"
