@@ -266,6 +266,10 @@ leftovers:
   type: list
   elements: str
   sample: [.pgpass-3f9a0c1d2e4b5a69-0000beef]
+notice:
+  description: With O(state=dump), what it removed and left alone in a sentence for people; empty when nothing.
+  returned: when state is dump
+  type: str
 msg:
   description: What happened, for people.
   returned: when state is check or dump
@@ -548,10 +552,21 @@ def dump_backup(module):
         remove_quietly(p["pgpass"])
     gone = set(doomed)
     took = time.time() - started
+    kept = [e for e in own if e["path"] not in gone]
     return dict(changed=True, file=target, size=size, sha256=sha256, duration_ms=int(took * 1000),
-                manifest=manifest, leftovers=removed, deleted=doomed, foreign=foreign,
-                backups=[e for e in own if e["path"] not in gone],
+                manifest=manifest, leftovers=removed, deleted=doomed, foreign=foreign, backups=kept,
+                notice=dump_notice(database, removed, doomed, kept, foreign),
                 msg="Backed up %s to %s: %s in %.1f s" % (database, target, human(size), took))
+
+
+def dump_notice(database, leftovers, deleted, kept, foreign):
+    """What a dump removed and left alone, for people (the db_deploy callback prints it); empty
+    when it removed nothing and found nothing else in the directory."""
+    removed = leftovers + [os.path.basename(p) for p in deleted if not p.endswith(MANIFEST_SUFFIX)]
+    if not removed and not foreign:
+        return ""
+    return ("Removed %s (%d backups of %s kept). Left alone: %d files not made for %s on this cluster."
+            % (", ".join(removed) or "no backup", len(kept), database, len(foreign), database))
 
 
 def write_pgpass(path, password):

@@ -127,6 +127,10 @@ foreign:
   description: Entries of root not made by this tool for this database, left alone.
   type: list
   returned: success
+notice:
+  description: RV(deleted) and RV(foreign) in a sentence for people; empty when both are.
+  type: str
+  returned: success
 backup_check:
   description:
     - With O(backup_check), why a backup could not be taken (C(problem), null when it could), C(pg_bin),
@@ -419,6 +423,7 @@ class Release:
                 result['created'] = True
             result['deleted'], result['foreign'] = self.rotate()
         result['new'] = self.new
+        result['notice'] = notice(p, result['deleted'], result['foreign'])
         # Only contents new to the host change its state; a release directory of contents it
         # already had, and the rotation of old ones, are the tool's bookkeeping.
         result['changed'] = self.new > 0 or result['changed']
@@ -451,6 +456,17 @@ class Release:
             raise
         result.update(path=directory, temporary=True)
         return result
+
+
+def notice(p, deleted, foreign):
+    """What rotation removed and what it left alone, for people (the db_deploy callback prints it)."""
+    text = ''
+    if deleted:
+        text += 'Removed old releases of %s: %s. ' % (p['database'], ', '.join(deleted))
+    if foreign:
+        text += ('Left alone in %s: %s. Cleanup deletes only release directories whose manifest names %s on this '
+                 'cluster; remove these by hand if they are not needed.' % (p['root'], ', '.join(foreign), p['database']))
+    return text.strip()
 
 
 def main():

@@ -14,6 +14,7 @@ DOCUMENTATION = """
         failed or unreachable result prints as the default callback prints it, whole.
       - A task retried with until prints its result's msg on one line per retry.
       - A result with a summary (the deploy's report task) prints it, before the failure if it failed.
+      - A result with a notice (what a step of this repository removed or left alone) prints it.
       - A task running longer than still_running_seconds prints "still running" every that
         many seconds.
       - With -v or more, the output is the default callback's.
@@ -190,6 +191,9 @@ class CallbackModule(DefaultCallback):
             self._display.display("changed: [%s] %s" % (self.host_label(result), self._last_task_name
                                                          or result.task.get_name().strip()),
                                   color=C.COLOR_CHANGED)
+        # What a step removed or left alone, said by the step itself (no task of its own).
+        if result.result.get("notice"):
+            self._display.display(str(result.result["notice"]))
 
     def v2_runner_item_on_ok(self, result):
         if not self._quiet():
