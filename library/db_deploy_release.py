@@ -140,7 +140,6 @@ backup_check:
 '''
 
 import base64
-import errno
 import fcntl
 import hashlib
 import json

@@ -433,7 +433,6 @@ import re
 import socket
 import stat
 import time
-import zlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native

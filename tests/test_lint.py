@@ -1,5 +1,5 @@
-"""ansible-lint over the role and the playbooks, with the settings in .ansible-lint, and
-ShellCheck over every shell script.
+"""ansible-lint over the role and the playbooks, with the settings in .ansible-lint; ruff over
+the Python code, with the settings in ruff.toml; ShellCheck over every shell script.
 
 Run from the repository root so that ansible.cfg's `library = ./library` lets the
 args rule check postgresql_migrate's options. Takes about 10 seconds.
@@ -49,3 +49,11 @@ def test_shellcheck_passes():
     proc = run_tool([str(shellcheck), "-x", "-f", "gcc", *scripts], tool_env(), timeout=120)
     if proc.returncode != 0:
         pytest.fail(f"shellcheck exited {proc.returncode}:\n{proc.stdout}", pytrace=False)
+
+
+def test_ruff_passes():
+    ruff = VENV_BIN / "ruff"
+    assert ruff.exists(), f"{ruff} is missing: run `make setup` (requirements-dev.txt pins ruff)"
+    proc = run_tool([str(ruff), "check", "--no-cache", "--output-format", "concise", "."], tool_env(), timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(f"ruff exited {proc.returncode}:\n{proc.stdout}", pytrace=False)

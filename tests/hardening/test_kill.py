@@ -29,7 +29,7 @@ from . import faults
 from .conftest import (backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy,
                        start_module, wait_for, wait_for_backend)
 from integration.namesakes import system_identifier
-from integration.support import ST44_TABLES, ansible_runner, recorded_versions
+from integration.support import ansible_runner, recorded_versions
 
 pytestmark = [pytest.mark.e2e]
 

@@ -13,7 +13,7 @@ from secrets import token_urlsafe
 
 import pytest
 
-from .support import ST44, ST44_VERSIONS, catalog, recorded_versions, write_sql
+from .support import ST44, ST44_VERSIONS, catalog, recorded_versions
 
 pytestmark = pytest.mark.e2e
 
