@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_runner import REPO_ROOT, run_migrate
+from migrate_runner import REPO_ROOT, run_migrate
 
 MIGRATIONS = REPO_ROOT / "migrations"
 ST44_VERSIONS = ["000", "001", "011", "012", "013", "014", "015", "016"]

@@ -173,7 +173,7 @@ def test_unknown_target_version_is_refused(db, migrate):
 
 
 def test_ansible_doc_shows_the_module(repo_root):
-    from ansible_runner import VENV_BIN, env
+    from migrate_runner import VENV_BIN, env
     proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-M", "library", "postgresql_migrate"],
                           cwd=repo_root, env=env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

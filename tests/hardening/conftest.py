@@ -24,7 +24,7 @@ import pytest
 from pgcluster import Database, PgCluster
 
 from integration.conftest import deploy, site, socket_vars, tcp_login  # noqa: F401  (fixtures)
-from integration.support import NOTES_017, REPO_ROOT, DeployRun, ansible_runner, write_sql
+from integration.support import NOTES_017, REPO_ROOT, DeployRun, migrate_runner, write_sql
 
 __all__ = ["deploy", "site", "socket_vars", "tcp_login"]
 
@@ -164,7 +164,7 @@ def _popen(cmd: list[str], workdir: Path, env: dict | None = None) -> subprocess
     # The controller's temporary directory, which a killed run leaves behind: in the test's, not in $HOME.
     env = dict({"ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-local")}, **(env or {}))
     with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
-        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_runner.env(env), stdout=out, stderr=err,
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), stdout=out, stderr=err,
                                 start_new_session=True)
 
 
@@ -174,7 +174,7 @@ def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
     workdir.mkdir(parents=True, exist_ok=True)
     inventory = workdir / "inventory.yml"
     inventory.write_text(json.dumps({"st44_db": {"hosts": {"localhost": host_vars}}}))
-    cmd = [str(ansible_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook), "-i", str(inventory)]
+    cmd = [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook), "-i", str(inventory)]
     if secrets:
         secret_file = workdir / "secrets.json"
         secret_file.touch(mode=0o600)
@@ -188,8 +188,8 @@ def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
 def start_module(module_args: dict, workdir: Path) -> Background:
     """Start the module through ansible-playbook in the background, in its own process group."""
     workdir.mkdir(parents=True, exist_ok=True)
-    playbook, secrets = ansible_runner.write_playbook(workdir, module_args, {})
-    cmd = ansible_runner.command(playbook, secrets, False, False, 0)
+    playbook, secrets = migrate_runner.write_playbook(workdir, module_args, {})
+    cmd = migrate_runner.command(playbook, secrets, False, False, 0)
     return Background(_popen(cmd, workdir), workdir)
 
 
@@ -207,7 +207,7 @@ def deploy_waiting_in_pg_dump(pg, db, site, tcp_login, workdir: Path, reap, verb
     """A password deploy (tcp_login) with 017 pending, started in the background and held while its
     pg_dump waits for a lock on users; the st44 tables are applied first, owned by the deploy's role.
     Yields the run; leaving the block releases the lock."""
-    first = ansible_runner.run_migrate(
+    first = migrate_runner.run_migrate(
         dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port,
              login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
     assert first.rc == 0, first.output

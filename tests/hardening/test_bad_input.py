@@ -23,7 +23,7 @@ import os
 import pytest
 
 from integration.support import ST44_VERSIONS, catalog, recorded_versions, write_sql
-from integration.support import ansible_runner
+from integration.support import migrate_runner
 
 pytestmark = [pytest.mark.e2e]
 
@@ -86,7 +86,7 @@ def test_file_over_max_file_size_is_refused_on_the_controller_before_anything_is
 
 
 def test_history_table_name_injection_through_the_playbook_is_refused(deploy, db, site, socket_vars):
-    assert ansible_runner.run_migrate(dict(db.login_params(), path=str(site.migrations))).rc == 0
+    assert migrate_runner.run_migrate(dict(db.login_params(), path=str(site.migrations))).rc == 0
     before = catalog(db)
 
     run = deploy(vars=dict(socket_vars, db_deploy_table="schema_migrations; DROP TABLE users; --"))
@@ -103,14 +103,14 @@ def test_bom_and_crlf_are_accepted_with_the_checksum_of_the_lf_file(db, tmp_path
     (mdir / "001_one.sql").write_bytes(b"\xef\xbb\xbf" + lf.replace("\n", "\r\n").encode())
     args = dict(db.login_params(), path=str(mdir))
 
-    first = ansible_runner.run_migrate(args)
+    first = migrate_runner.run_migrate(args)
 
     assert first.rc == 0, first.output
     assert db.sql("SELECT count(*) FROM one") == [(1,)]
     recorded = db.sql("SELECT checksum FROM schema_migrations WHERE version = '001'")[0][0]
     assert recorded == hashlib.sha256(lf.encode()).hexdigest()
     (mdir / "001_one.sql").write_text(lf)  # converted to LF, no BOM: the same migration
-    again = ansible_runner.run_migrate(args)
+    again = migrate_runner.run_migrate(args)
     assert again.rc == 0 and again.result["changed"] is False, again.output
     assert again.result["drifted"] == []
 
@@ -122,7 +122,7 @@ def test_large_valid_file_is_applied_in_one_piece(db, tmp_path):
     (mdir / "001_big.sql").write_text(f"CREATE TABLE big (id int, v text);\nINSERT INTO big VALUES\n{rows};\n")
     (mdir / "002_after.sql").write_text("SELECT count(*) FROM big;\n")
 
-    run = ansible_runner.run_migrate(dict(db.login_params(), path=str(mdir)))
+    run = migrate_runner.run_migrate(dict(db.login_params(), path=str(mdir)))
 
     assert run.rc == 0, run.output[-3000:]
     assert db.sql("SELECT count(*) FROM big") == [(100000,)]

@@ -29,7 +29,7 @@ from . import faults
 from .conftest import (backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy,
                        start_module, wait_for, wait_for_backend)
 from integration.namesakes import system_identifier
-from integration.support import ansible_runner, recorded_versions
+from integration.support import migrate_runner, recorded_versions
 
 pytestmark = [pytest.mark.e2e]
 
@@ -67,7 +67,7 @@ def test_kill_of_the_whole_process_tree_rolls_back_and_frees_the_lock_at_once(db
     faults.assert_all_or_nothing(db, ["001"])  # 002 rolled back, its lock freed
 
     faults.open_gate(db)
-    rerun = ansible_runner.run_migrate(migrate_args(db, mdir, lock_wait=5))
+    rerun = migrate_runner.run_migrate(migrate_args(db, mdir, lock_wait=5))
 
     assert rerun.rc == 0, rerun.output
     assert rerun.status_of() == {"001": "already_applied", "002": "applied", "003": "applied"}
@@ -89,7 +89,7 @@ def test_sigkill_of_ansible_playbook_leaves_the_module_finishing_the_job(db, tmp
     # holding the migration lock with 002 open (not committed, so not visible).
     assert pids_alive(module) == module
     faults.assert_all_or_nothing(db, ["001"], locks_free=False)
-    second = ansible_runner.run_migrate(migrate_args(db, mdir, lock_wait=1))
+    second = migrate_runner.run_migrate(migrate_args(db, mdir, lock_wait=1))
     assert second.rc == 2
     msg = second.result["msg"]
     assert "another migration run holds the migration lock" in msg
@@ -101,7 +101,7 @@ def test_sigkill_of_ansible_playbook_leaves_the_module_finishing_the_job(db, tmp
     faults.open_gate(db)
     wait_for(lambda: not pids_alive(run.orphans), 60, what="the orphaned worker and module to exit")
     faults.assert_all_or_nothing(db, ["001", "002", "003"])
-    rerun = ansible_runner.run_migrate(migrate_args(db, mdir, lock_wait=5))
+    rerun = migrate_runner.run_migrate(migrate_args(db, mdir, lock_wait=5))
     assert rerun.rc == 0, rerun.output
     assert rerun.result["changed"] is False
     assert set(rerun.status_of().values()) == {"already_applied"}
@@ -148,7 +148,7 @@ def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(
     wait_for(lambda: not pids_alive(first.orphans), 60, what="the cancelled deploy's module to finish")
     faults.assert_all_or_nothing(db, ["001", "002", "003"])
     assert db.sql("SELECT applied_by FROM schema_migrations WHERE version = '003'")[0][0].startswith("files-")
-    rerun = ansible_runner.run_migrate(migrate_args(db, site.migrations, lock_wait=5))
+    rerun = migrate_runner.run_migrate(migrate_args(db, site.migrations, lock_wait=5))
     assert rerun.rc == 0 and rerun.result["changed"] is False, rerun.output
 
 

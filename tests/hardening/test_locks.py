@@ -17,7 +17,7 @@ import time
 import pytest
 
 from .conftest import wait_for
-from integration.support import ansible_runner
+from integration.support import migrate_runner
 
 pytestmark = [pytest.mark.e2e]
 
@@ -37,7 +37,7 @@ def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_
     (mdir / "001_one.sql").write_text("CREATE TABLE one (id int);\nINSERT INTO one VALUES (1);\n")
     args = dict(db.login_params(), path=str(mdir), lock_timeout=f"{int(LOCK_TIMEOUT_S * 1000)}ms",
                 lock_retries=RETRIES)
-    assert ansible_runner.run_migrate(args).rc == 0
+    assert migrate_runner.run_migrate(args).rc == 0
     (mdir / "002_alter.sql").write_text("ALTER TABLE one ADD COLUMN name text;\n")
 
     holder = db.connect()
@@ -60,7 +60,7 @@ def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_
     thread.start()
     try:
         started = time.monotonic()
-        run = ansible_runner.run_migrate(args)
+        run = migrate_runner.run_migrate(args)
         elapsed = time.monotonic() - started
     finally:
         stop.set()
@@ -87,7 +87,7 @@ def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_
     holder.close()
     assert column_count(db) == 0
 
-    rerun = ansible_runner.run_migrate(args)
+    rerun = migrate_runner.run_migrate(args)
     assert rerun.rc == 0, rerun.output
     assert rerun.status_of() == {"001": "already_applied", "002": "applied"}
     assert column_count(db) == 1
@@ -102,14 +102,14 @@ def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_p
     mdir.mkdir()
     (mdir / "001_one.sql").write_text("CREATE TABLE one (id int);\n")
     args = dict(db.login_params(), path=str(mdir), lock_timeout="60s", lock_retries=0)
-    assert ansible_runner.run_migrate(args).rc == 0
+    assert migrate_runner.run_migrate(args).rc == 0
     (mdir / "002_tight.sql").write_text(f"SET {setting} = '20ms';\nCREATE TABLE two (id int);\n")
     holder = db.connect()
     holder.autocommit = False
     # Reads of the history go on; writing its new row waits (SHARE conflicts with ROW EXCLUSIVE,
     # which even the PREPARE of that write takes).
     holder.cursor().execute("LOCK TABLE schema_migrations IN SHARE MODE")
-    proc = ansible_runner.start_migrate(args, tmp_path / "run")
+    proc = migrate_runner.start_migrate(args, tmp_path / "run")
 
     def history_write_waits():
         if proc.poll() is not None:
@@ -123,7 +123,7 @@ def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_p
     finally:
         holder.rollback()
         holder.close()
-    run = ansible_runner.finish(proc, tmp_path / "run")
+    run = migrate_runner.finish(proc, tmp_path / "run")
 
     assert run.rc == 0, run.output
     assert waited != "exited"

@@ -14,7 +14,7 @@ import pytest
 
 from . import faults
 from .conftest import start_module, wait_for_backend
-from integration.support import ansible_runner
+from integration.support import migrate_runner
 
 pytestmark = [pytest.mark.e2e]
 
@@ -45,7 +45,7 @@ def inject_and_rerun(database, tmp_path, reap, inject):
     faults.assert_all_or_nothing(database, ["001"])
 
     faults.open_gate(database)
-    rerun = ansible_runner.run_migrate(args)
+    rerun = migrate_runner.run_migrate(args)
     assert rerun.rc == 0, rerun.output
     assert rerun.status_of() == {"001": "already_applied", "002": "applied", "003": "applied"}
     faults.assert_all_or_nothing(database, ["001", "002", "003"])

@@ -32,7 +32,7 @@ from .support import (
     DeployRun,
     Site,
     TcpLogin,
-    ansible_runner,
+    migrate_runner,
 )
 
 
@@ -113,7 +113,7 @@ def deploy(pg, db, site, socket_vars, tmp_path):
         host_vars = dict(vars if vars is not None else socket_vars)
         inventory = tmp_path / f"inventory-{n}.yml"
         inventory.write_text(json.dumps({"st44_db": {"hosts": {"localhost": host_vars}}}, indent=2))
-        cmd = [str(ansible_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook),
+        cmd = [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook),
                "-i", str(inventory)]
         if secrets:
             secret_file = tmp_path / f"secrets-{n}.json"
@@ -130,7 +130,7 @@ def deploy(pg, db, site, socket_vars, tmp_path):
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         reports_before = set(site.reports.glob("*.json")) if site.reports.exists() else set()
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_runner.env(env), capture_output=True, text=True,
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True,
                               timeout=timeout)
         new_reports = sorted(set(site.reports.glob("*.json")) - reports_before,
                              key=lambda p: p.stat().st_mtime) if site.reports.exists() else []

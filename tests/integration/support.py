@@ -21,9 +21,9 @@ _E2E = str(Path(__file__).resolve().parents[1] / "e2e")
 if _E2E not in sys.path:
     sys.path.append(_E2E)
 
-import ansible_runner  # noqa: E402  (tests/e2e: env() for ansible-playbook)
+import migrate_runner  # noqa: E402  (tests/e2e: env() for ansible-playbook)
 
-REPO_ROOT = ansible_runner.REPO_ROOT
+REPO_ROOT = migrate_runner.REPO_ROOT
 MIGRATIONS = REPO_ROOT / "migrations"
 ST44 = {
     "000": "create_migrations_table",

@@ -12,7 +12,7 @@ from .support import (
     REPO_ROOT,
     ST44,
     SYSTEM_PYTHON,
-    ansible_runner,
+    migrate_runner,
     mode_of,
     recorded_versions,
     write_sql,
@@ -105,7 +105,7 @@ def test_the_report_has_timing_versions_tool_ci_and_a_markdown_summary(deploy, d
     assert report["started"] < report["ended"] and report["duration_ms"] > 0
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert report["tool_version"] == git.stdout.strip()
-    ansible = subprocess.run([str(ansible_runner.VENV_BIN / "python"), "-c",
+    ansible = subprocess.run([str(migrate_runner.VENV_BIN / "python"), "-c",
                               "from ansible.release import __version__; print(__version__)"],
                              capture_output=True, text=True)
     assert report["ansible_version"] == ansible.stdout.strip()
@@ -206,8 +206,8 @@ PLAY = """\
 def run_play(tmp_path, *args, env=None):
     play = tmp_path / "play.yml"
     play.write_text(PLAY.format(python=SYSTEM_PYTHON))
-    cmd = [str(ansible_runner.VENV_BIN / "ansible-playbook"), str(play), "-i", "localhost,", *args]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_runner.env(env), capture_output=True, text=True,
+    cmd = [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(play), "-i", "localhost,", *args]
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True,
                           timeout=120)
 
 

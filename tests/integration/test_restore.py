@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from .namesakes import create, drop, host_vars, insert_user, kept_copies, namesakes, own_backups, users
-from .support import REPO_ROOT, ansible_runner, recorded_versions
+from .support import REPO_ROOT, migrate_runner, recorded_versions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -69,9 +69,9 @@ def test_restore_with_two_hosts_and_no_limit_is_refused_and_changes_nothing(depl
     inventory.write_text(json.dumps({"st44_db": {"hosts": {"db-1": socket_vars, "db-2": socket_vars}}}))
 
     proc = subprocess.run(
-        [str(ansible_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / RESTORE), "-i", str(inventory),
+        [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / RESTORE), "-i", str(inventory),
          "-e", f"db_deploy_restore_confirm={db.name}"],
-        cwd=REPO_ROOT, env=ansible_runner.env(), capture_output=True, text=True, timeout=300)
+        cwd=REPO_ROOT, env=migrate_runner.env(), capture_output=True, text=True, timeout=300)
 
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "this play targets 2 hosts (db-1, db-2). Rerun with -l HOST" in proc.stdout
