@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # queue, two minutes each) run two at a time instead of on one worker.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup setup-deploy test bench clean
+.PHONY: setup setup-deploy test test-fast bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -40,6 +40,11 @@ local-pg-stop:
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# The inner loop while changing postgresql_migrate: its unit tests and its end-to-end tests
+# (the module through ansible-playbook against a real PostgreSQL); no role runs, no Molecule.
+test-fast: setup
+	$(PYTHON_VENV) -m pytest tests/unit tests/e2e -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Figures and PASS/FAIL per target, not a test (bench/README.md): the deploy
 # against a one-ping play, postgresql_migrate against dbmate, the backup step
