@@ -132,8 +132,8 @@ options:
     type: float
     default: 1.2
   owner:
-    description: With O(state=check), the database OS user that must be able to write to O(path); empty for
-      the user the module runs as.
+    description: With O(state=check) or O(state=dump), the database OS user that must be able to write to O(path);
+      empty for the user the module runs as.
     type: str
     default: ""
   pg_env:

@@ -86,15 +86,14 @@ def write_playbook(workdir: Path, module_args: dict, secret_args: dict) -> tuple
     return playbook, secrets
 
 
+def mode_flags(check: bool, diff: bool, verbosity: int) -> list[str]:
+    """ansible-playbook's --check, --diff and -v... as a test asks for them."""
+    return (["--check"] if check else []) + (["--diff"] if diff else []) + (["-" + "v" * verbosity] if verbosity else [])
+
+
 def command(playbook: Path, secrets: Path, check: bool, diff: bool, verbosity: int) -> list[str]:
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "-e", f"@{secrets}"]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    return cmd
+    return [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "-e", f"@{secrets}",
+            *mode_flags(check, diff, verbosity)]
 
 
 def run_migrate(module_args: dict, *, secret_args: dict | None = None, check: bool = False,

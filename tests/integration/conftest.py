@@ -123,12 +123,7 @@ def deploy(pg, db, site, socket_vars, tmp_path):
             cmd += ["-e", f"@{secret_file}"]
         for key, value in (extra_vars or {}).items():
             cmd += ["-e", f"{key}={value}"]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
+        cmd += migrate_runner.mode_flags(check, diff, verbosity)
         reports_before = set(site.reports.glob("*.json")) if site.reports.exists() else set()
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True,
                               timeout=timeout)
