@@ -6,25 +6,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ansible_collections.st44.db_deploy.plugins.filter import db_deploy_args as ARGS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LIBPQ_ENV = yaml.safe_load((REPO_ROOT / "roles/db_deploy/vars/main.yml").read_text())["__db_deploy_libpq_env"]
 
-
-def _args_filter():
-    path = REPO_ROOT / "roles/db_deploy_args/filter_plugins/db_deploy_args.py"
-    spec = importlib.util.spec_from_file_location("db_deploy_args_filter", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ARGS = _args_filter()
 
 
 class _Option(ctypes.Structure):

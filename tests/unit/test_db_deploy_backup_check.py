@@ -3,7 +3,7 @@ whether the backup directory can be written. No database and no Ansible run."""
 
 import pytest
 
-from ansible.module_utils import db_deploy_backup_check as c  # plugins/module_utils (tests/unit/conftest.py)
+from ansible_collections.st44.db_deploy.plugins.module_utils import db_deploy_backup_check as c
 
 
 def test_pg_bin_is_the_configured_directory_else_the_smallest_installed_major_not_older_than_the_server():

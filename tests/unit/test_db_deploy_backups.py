@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import db_deploy_backups as b  # library/ is on sys.path (tests/unit/conftest.py)
+from ansible_collections.st44.db_deploy.plugins.modules import db_deploy_backups as b
 
 SYSID = "7301234567890123456"
 OTHER_SYSID = "7309999999999999999"
@@ -309,7 +309,7 @@ def test_the_history_table_splits_into_schema_and_name():
 # ---------------------------------------------------------------------------
 
 def test_a_job_has_finished_when_the_wrapper_replaced_its_start_record():
-    import db_deploy_wait as w
+    from ansible_collections.st44.db_deploy.plugins.modules import db_deploy_wait as w
     assert not w.job_finished(None)  # being written
     assert not w.job_finished({"started": 1, "finished": 0, "ansible_job_id": "1.2"})
     assert w.job_finished({"changed": True, "file": "/b/x.dump"})
@@ -317,7 +317,7 @@ def test_a_job_has_finished_when_the_wrapper_replaced_its_start_record():
 
 
 def test_progress_says_the_size_written_and_the_time_or_what_the_job_said(tmp_path):
-    import db_deploy_wait as w
+    from ansible_collections.st44.db_deploy.plugins.modules import db_deploy_wait as w
     partial = tmp_path / "x.dump.partial"
     assert w.progress("pg_dump of st44", 3, str(partial)) == "pg_dump of st44: 0 MB written, 3 s"
     partial.write_bytes(b"\0" * (5 * 1024 * 1024 + 10))

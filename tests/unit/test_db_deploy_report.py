@@ -3,23 +3,10 @@ output callback's message text (plugins/callback/db_deploy.py): no Ansible run, 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report_plugin = load("db_deploy_report_action", REPO_ROOT / "plugins" / "action" / "db_deploy_report.py")
-callback_plugin = load("db_deploy_callback", REPO_ROOT / "plugins" / "callback" / "db_deploy.py")
+from ansible_collections.st44.db_deploy.plugins.action import db_deploy_report as report_plugin
+from ansible_collections.st44.db_deploy.plugins.callback import db_deploy as callback_plugin
 
 
 def a_report(migrations, *, result="ok", check_mode=False, backup=None, error=None, backup_file=None):

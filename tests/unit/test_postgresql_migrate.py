@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-import postgresql_migrate as pm  # loaded by tests/unit/conftest.py
+from ansible_collections.st44.db_deploy.plugins.modules import postgresql_migrate as pm
 
 MIB = 1024 * 1024
 
