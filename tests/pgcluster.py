@@ -50,10 +50,7 @@ def find_pg_bin() -> Path:
         return path
     candidates = glob.glob("/usr/lib/postgresql/*/bin/initdb")
     if not candidates:
-        raise RuntimeError(
-            "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: "
-            "run scripts/setup.sh (apt-get install postgresql) or set PG_BIN"
-        )
+        raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: run scripts/setup.sh (apt-get install postgresql) or set PG_BIN")
 
     def version(path: str) -> tuple[int, ...]:
         return tuple(int(x) for x in re.findall(r"\d+", Path(path).parent.parent.name))
@@ -169,22 +166,25 @@ class PgCluster:
         if self.os_user and pwd.getpwuid(os.geteuid()).pw_name != self.os_user:
             cmd = ["runuser", "-u", self.os_user, "--", *cmd]
         # cwd: the server's user may not be able to enter ours (e.g. /root).
-        proc = subprocess.run(
-            cmd, cwd=self.base_dir, capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run(cmd, cwd=self.base_dir, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
             raise RuntimeError(
-                f"{shlex.join(cmd)} exited {proc.returncode}\n"
-                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\n"
-                f"server log tail:\n{self.log_text()[-3000:]}"
+                f"{shlex.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\nserver log tail:\n{self.log_text()[-3000:]}"
             )
         return proc
 
     # --- lifecycle --------------------------------------------------------
     def initdb(self) -> None:
         base = [
-            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER,
-            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
             # Throwaway data: skip initdb's own fsync of the new files. The
             # server's fsync setting is left alone.
             "--no-sync",
@@ -200,8 +200,7 @@ class PgCluster:
         hba.write_text(
             "# added by tests/pgcluster.py for pg_basebackup and standbys\n"
             "local   replication   all                    trust\n"
-            "host    replication   all   127.0.0.1/32     trust\n"
-            + hba.read_text()
+            "host    replication   all   127.0.0.1/32     trust\n" + hba.read_text()
         )
 
     def start(self, settings: dict | None = None) -> "PgCluster":
@@ -215,14 +214,27 @@ class PgCluster:
             if self.port is None or attempt:
                 self.port = free_port(self.host)
             options = [
-                "-k", str(self.socket_dir), "-p", str(self.port),
-                "-c", f"listen_addresses={self.host}",
+                "-k",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={self.host}",
             ]
             for name, value in self.settings.items():
                 options += ["-c", f"{name}={value}"]
             proc = self._run(
-                "pg_ctl", "-w", "-t", "60", "-D", str(self.data_dir),
-                "-l", str(self.log_file), "start", "-o", shlex.join(options),
+                "pg_ctl",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "start",
+                "-o",
+                shlex.join(options),
                 check=False,
             )
             if proc.returncode == 0:
@@ -232,10 +244,7 @@ class PgCluster:
             # Another process took the port between free_port() and bind().
             if "Address already in use" not in self.log_text()[log_start:]:
                 break
-        raise RuntimeError(
-            f"pg_ctl start failed for {self.data_dir}:\n{proc.stdout}{proc.stderr}\n"
-            f"server log tail:\n{self.log_text()[-3000:]}"
-        )
+        raise RuntimeError(f"pg_ctl start failed for {self.data_dir}:\n{proc.stdout}{proc.stderr}\nserver log tail:\n{self.log_text()[-3000:]}")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (smart, fast or immediate); no-op when not running."""
@@ -321,11 +330,7 @@ class PgCluster:
 
     def drop_database(self, name: str) -> None:
         # FORCE: a test that leaked a connection must not break the next one.
-        self.sql(
-            psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                psycopg2.sql.Identifier(name)
-            )
-        )
+        self.sql(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(name)))
 
     def create_role(
         self,
@@ -356,13 +361,27 @@ class PgCluster:
         if wal_level == "minimal":
             raise RuntimeError("make_standby needs wal_level=replica or logical on the primary")
         standby = PgCluster(
-            base_dir, bin_dir=self.bin_dir, os_user=self.os_user,
-            settings={**self.settings, **(settings or {})}, initdb=False,
+            base_dir,
+            bin_dir=self.bin_dir,
+            os_user=self.os_user,
+            settings={**self.settings, **(settings or {})},
+            initdb=False,
         )
         self._run(
-            "pg_basebackup", "-D", str(standby.data_dir), "-R", "-X", "stream",
-            "--checkpoint=fast", "--no-sync",
-            "-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER,
+            "pg_basebackup",
+            "-D",
+            str(standby.data_dir),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "--no-sync",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            SUPERUSER,
         )
         standby.start()
         deadline = time.monotonic() + 30
@@ -377,9 +396,7 @@ class PgCluster:
         (lsn,) = self.sql("SELECT pg_current_wal_lsn()")[0]
         deadline = time.monotonic() + timeout
         while True:
-            (caught_up,) = standby.sql(
-                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", params=(lsn,)
-            )[0]
+            (caught_up,) = standby.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", params=(lsn,))[0]
             if caught_up:
                 return
             if time.monotonic() > deadline:

@@ -152,7 +152,7 @@ def check_ansible_vault(argv: list[str], vault_password_file: Path) -> None:
     assert subcommand in VAULT_SUBCOMMANDS, f"ansible-vault has no subcommand {subcommand!r}"
     assert _run([str(REPO / argv[0]), subcommand, "--help"]).returncode == 0
     if subcommand in ("view", "edit", "rekey", "decrypt"):
-        files = [w for w in argv[argv.index(subcommand) + 1:] if not w.startswith("-")]
+        files = [w for w in argv[argv.index(subcommand) + 1 :] if not w.startswith("-")]
         assert files, "no vault file named"
         for name in files:
             if name.startswith("<") and name.endswith(">"):
@@ -195,7 +195,6 @@ def test_the_docs_show_the_commands_this_test_checks():
 def test_no_command_runs_ansible_from_the_path(doc):
     text = doc.read_text()
     lines = [(n, c) for n, c in shell_lines(text) if (words(c) or [""])[0].startswith("ansible")]
-    spans = [(n, span) for n, line in enumerate(text.splitlines(), 1)
-             for span in re.findall(r"(?<!`)`(ansible[\w-]* [^`\n]+)`(?!`)", line)]
+    spans = [(n, span) for n, line in enumerate(text.splitlines(), 1) for span in re.findall(r"(?<!`)`(ansible[\w-]* [^`\n]+)`(?!`)", line)]
     bare = [f"{doc.name}:{n}: {c}" for n, c in lines + spans]
     assert bare == [], "write .venv/bin/ansible-...: the tools live in the checkout's .venv"

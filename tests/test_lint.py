@@ -1,8 +1,9 @@
-"""ansible-lint over the role and the playbooks, with the settings in .ansible-lint; ruff over
-the Python code, with the settings in ruff.toml; ShellCheck over every shell script.
+"""ansible-lint over the role and the playbooks, with the settings in .ansible-lint; ruff (lint
+and format) over the Python code, with the settings in ruff.toml; ShellCheck over every shell
+script.
 
-Run from the repository root so that ansible.cfg's `library = ./library` lets the
-args rule check postgresql_migrate's options. Takes about 10 seconds.
+Run from the repository root so that ansible.cfg's collections path lets the args rule check
+the options of the collection's own modules.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ def test_ansible_lint_passes():
 def shell_scripts() -> list[str]:
     """Every tracked file that is a shell script: a sh or bash shebang, or a ShellCheck shell
     directive (a sourced library)."""
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                             check=True).stdout.decode().split("\0")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, stdout=subprocess.PIPE, check=True).stdout.decode().split("\0")
     found = []
     for name in filter(None, tracked):
         path = REPO_ROOT / name
@@ -34,8 +34,7 @@ def shell_scripts() -> list[str]:
             continue
         with open(path, "rb") as handle:
             head = handle.read(200)
-        if head.startswith((b"#!/bin/sh", b"#!/bin/bash", b"#!/usr/bin/env bash", b"#!/usr/bin/env sh",
-                            b"# shellcheck shell=")):
+        if head.startswith((b"#!/bin/sh", b"#!/bin/bash", b"#!/usr/bin/env bash", b"#!/usr/bin/env sh", b"# shellcheck shell=")):
             found.append(name)
     return sorted(found)
 
@@ -57,3 +56,10 @@ def test_ruff_passes():
     proc = run_tool([str(ruff), "check", "--no-cache", "--output-format", "concise", "."], tool_env(), timeout=120)
     if proc.returncode != 0:
         pytest.fail(f"ruff exited {proc.returncode}:\n{proc.stdout}", pytrace=False)
+
+
+def test_python_is_formatted():
+    ruff = VENV_BIN / "ruff"
+    proc = run_tool([str(ruff), "format", "--check", "--no-cache", "."], tool_env(), timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(f"ruff format would change these files (run `.venv/bin/ruff format .`):\n{proc.stdout}", pytrace=False)

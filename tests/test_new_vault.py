@@ -46,8 +46,7 @@ def checkout(tmp_path) -> Path:
 def _env(tmp_path: Path) -> dict:
     tmp = tmp_path / "tmpdir"
     tmp.mkdir(exist_ok=True)
-    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp), "LANG": "C.UTF-8",
-            "TERM": "dumb"}
+    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp), "LANG": "C.UTF-8", "TERM": "dumb"}
 
 
 class ProcessWatch:
@@ -132,8 +131,7 @@ def files_holding(root: Path, *needles: str) -> list[Path]:
 
 
 def test_new_vault_on_a_terminal_asks_without_echo_and_ansible_reads_it(checkout, tmp_path):
-    answers = [("New vault password for prod: ", PASSWORD), ("Repeat the vault password: ", PASSWORD),
-               ("vault_st44_db_password: ", VALUE)]
+    answers = [("New vault password for prod: ", PASSWORD), ("Repeat the vault password: ", PASSWORD), ("vault_st44_db_password: ", VALUE)]
     with ProcessWatch(PASSWORD, VALUE) as watch:
         code, shown = run_in_pty(["bash", "scripts/new-vault.sh", "prod"], checkout, _env(tmp_path), answers)
 
@@ -144,19 +142,20 @@ def test_new_vault_on_a_terminal_asks_without_echo_and_ansible_reads_it(checkout
     vault = checkout / VAULT
     assert vault.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
     assert vault_vars(vault, PASSWORD) == {"vault_st44_db_password": VALUE}
-    view = subprocess.run([".venv/bin/ansible-vault", "view", "--vault-password-file", "/dev/stdin", str(VAULT)],
-                          cwd=checkout, input=PASSWORD, capture_output=True, text=True)
+    view = subprocess.run(
+        [".venv/bin/ansible-vault", "view", "--vault-password-file", "/dev/stdin", str(VAULT)], cwd=checkout, input=PASSWORD, capture_output=True, text=True
+    )
     assert view.returncode == 0 and "vault_st44_db_password: !unsafe" in view.stdout, view.stderr
     # Nothing else holds either secret: no temporary file, no partial vault.
     assert files_holding(checkout, PASSWORD, VALUE) == [] and files_holding(tmp_path, PASSWORD, VALUE) == []
-    assert sorted(p.name for p in vault.parent.iterdir()) == ["database.yml", "deploy.yml", "schema.yml",
-                                                               "vault.yml"]
+    assert sorted(p.name for p in vault.parent.iterdir()) == ["database.yml", "deploy.yml", "schema.yml", "vault.yml"]
 
 
 def test_new_vault_through_stdin_refuses_differing_passwords_and_never_overwrites(checkout, tmp_path):
     def new_vault(answers: str):
-        return subprocess.run(["bash", "scripts/new-vault.sh", "prod"], cwd=checkout, env=_env(tmp_path),
-                              input=answers, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["bash", "scripts/new-vault.sh", "prod"], cwd=checkout, env=_env(tmp_path), input=answers, capture_output=True, text=True, timeout=120
+        )
 
     differ = new_vault(f"{PASSWORD}\n{PASSWORD}x\n{VALUE}\n")
     assert differ.returncode == 1 and "the two vault passwords differ; nothing was written" in differ.stderr
@@ -186,8 +185,7 @@ def test_example_vault_opens_with_the_documented_password_and_the_readme_rekey_w
     (copy / VAULT).parent.mkdir(parents=True)
     shutil.copy(REPO / VAULT, copy / VAULT)
     (copy / ".venv").symlink_to((REPO / ".venv").resolve())
-    answers = [("Vault password", EXAMPLE_VAULT_PASSWORD), ("New Vault password", PASSWORD),
-               ("Confirm New Vault password", PASSWORD)]
+    answers = [("Vault password", EXAMPLE_VAULT_PASSWORD), ("New Vault password", PASSWORD), ("Confirm New Vault password", PASSWORD)]
     code, shown = run_in_pty(shlex.split(rekey.group(0)), copy, _env(tmp_path), answers)
 
     assert code == 0, shown

@@ -28,8 +28,7 @@ def test_server_answers_on_socket_and_on_tcp_with_password(pg):
 def test_fresh_db_is_empty_and_separate(db, pg):
     assert db.tables() == []
     assert db.sql(
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
     ) == [(0,)]
     db.sql("CREATE TABLE t (id int)")
     assert db.tables() == ["t"]

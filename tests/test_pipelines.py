@@ -27,8 +27,7 @@ from tools import REPO_ROOT, VENV_BIN
 GITLAB = REPO_ROOT / "docs/examples/release-pipeline.gitlab-ci.yml"
 GITHUB = REPO_ROOT / "docs/examples/release-pipeline.github-actions.yml"
 # GitLab keywords at the top level that are not jobs.
-GITLAB_GLOBALS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
-                  "before_script", "after_script"}
+GITLAB_GLOBALS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache", "before_script", "after_script"}
 PLAYBOOK = ".venv/bin/ansible-playbook"
 # What may be installed on a runner besides `make setup-deploy`.
 RUNNER_PACKAGES = {"make", "git", "openssh-client"}
@@ -51,8 +50,7 @@ def gitlab_jobs() -> dict[str, dict]:
         return merge(merged, {k: v for k, v in job.items() if k != "extends"})
 
     default = doc.get("default", {})
-    return {name: merge(default, resolved(name)) for name in doc
-            if name not in GITLAB_GLOBALS and not name.startswith(".")}
+    return {name: merge(default, resolved(name)) for name in doc if name not in GITLAB_GLOBALS and not name.startswith(".")}
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -83,17 +81,15 @@ def playbook_lines(lines: list[str]) -> list[str]:
 
 # --- Schema ------------------------------------------------------------------------------
 
+
 def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("path, schema", [(GITLAB, "vendor.gitlab-ci"), (GITHUB, "vendor.github-workflows")],
-                         ids=["gitlab", "github"])
+@pytest.mark.parametrize("path, schema", [(GITLAB, "vendor.gitlab-ci"), (GITHUB, "vendor.github-workflows")], ids=["gitlab", "github"])
 def test_pipeline_file_is_valid_against_the_official_schema(path, schema):
     proc = check_jsonschema(schema, path)
-    assert "No module named check_jsonschema" not in proc.stderr, \
-        "check-jsonschema is missing: run `make setup` (requirements-dev.txt pins it)"
+    assert "No module named check_jsonschema" not in proc.stderr, "check-jsonschema is missing: run `make setup` (requirements-dev.txt pins it)"
     assert proc.returncode == 0, f"{path.name} is not valid {schema}:\n{proc.stdout}{proc.stderr}"
 
 
@@ -108,13 +104,13 @@ def test_schema_check_catches_variables_under_default(tmp_path):
 
 # --- The jobs' commands, run in a copy of the repository ------------------------------------
 
+
 @pytest.fixture
 def sandbox(tmp_path):
     """A copy of the checkout as a runner has it after `make setup-deploy`: the venv and the
     collections are this checkout's (linked)."""
     root = tmp_path / "checkout"
-    skip = shutil.ignore_patterns(".git", ".venv", ".collections", ".cache", ".local", "reports", "tests",
-                                  "molecule", "bench", "__pycache__", ".pytest_cache")
+    skip = shutil.ignore_patterns(".git", ".venv", ".collections", ".cache", ".local", "reports", "tests", "molecule", "bench", "__pycache__", ".pytest_cache")
     shutil.copytree(REPO_ROOT, root, ignore=skip, symlinks=True)
     (root / ".venv").symlink_to(VENV_BIN.parent)
     (root / ".collections").symlink_to((REPO_ROOT / ".collections").resolve())
@@ -133,8 +129,7 @@ class Secrets:
             "vault_password": "vault-" + secrets.token_hex(12),
             "plan_password": "plan-" + secrets.token_hex(12),
         }
-        self.plan_vars = ("ansible_user: st44-plan\ndb_deploy_login_user: st44_plan\n"
-                          f"db_deploy_login_password: {self.values['plan_password']}\n")
+        self.plan_vars = f"ansible_user: st44-plan\ndb_deploy_login_user: st44_plan\ndb_deploy_login_password: {self.values['plan_password']}\n"
         self.known_hosts = "st44-db-1.internal.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummy\n"
 
     def file(self, name: str, content: str) -> str:
@@ -165,8 +160,7 @@ def run_job(lines: list[str], cwd: Path, env: dict[str, str]) -> tuple[subproces
                 seen["playbooks"] += 1
                 line += " --syntax-check"
             script.append(line)
-    proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     return proc, seen
 
 
@@ -191,20 +185,24 @@ def assert_ran_as_written(proc, seen, dummy: Secrets):
             commands[-1] += "\n" + line
     for command in commands:
         for value in dummy.sensitive():
-            assert value not in command or command.lstrip("+ ").startswith("printf "), \
-                f"a secret reached a command line: {command}"
+            assert value not in command or command.lstrip("+ ").startswith("printf "), f"a secret reached a command line: {command}"
 
 
 def assert_plan_inventory_needs_no_vault(cwd: Path, plan_vars: str):
     plan_inventory = cwd / ".plan-inventory"
     files = [p for p in plan_inventory.rglob("*") if p.is_file()]
     assert files and not [p for p in files if p.read_text().startswith("$ANSIBLE_VAULT")]
-    proc = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(plan_inventory), "-e", f"@{plan_vars}",
-                           "--list"], cwd=cwd, env=job_env({}), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(plan_inventory), "-e", f"@{plan_vars}", "--list"],
+        cwd=cwd,
+        env=job_env({}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
-    assert hostvars and all(v["db_deploy_login_user"] == "st44_plan" and v["ansible_user"] == "st44-plan"
-                            for v in hostvars.values())
+    assert hostvars and all(v["db_deploy_login_user"] == "st44_plan" and v["ansible_user"] == "st44-plan" for v in hostvars.values())
 
 
 @pytest.mark.slow
@@ -213,14 +211,17 @@ def test_gitlab_job_commands_exist_and_parse(name, sandbox, tmp_path):
     job = gitlab_jobs()[name]
     dummy = Secrets(tmp_path / "secrets")
     # GitLab's file variables: the variable holds the path of a file with the value.
-    env = job_env({
-        "ST44_SSH_KEY": dummy.file("ST44_SSH_KEY", dummy.values["ssh_key"]),
-        "ST44_VAULT_PASSWORD": dummy.file("ST44_VAULT_PASSWORD", dummy.values["vault_password"]),
-        "ST44_PLAN_SSH_KEY": dummy.file("ST44_PLAN_SSH_KEY", dummy.values["plan_ssh_key"]),
-        "ST44_PLAN_VARS": dummy.file("ST44_PLAN_VARS", dummy.plan_vars),
-        "ST44_SSH_KNOWN_HOSTS": dummy.file("ST44_SSH_KNOWN_HOSTS", dummy.known_hosts),
-        "CI_MERGE_REQUEST_IID": "7", "CI_COMMIT_TAG": "v42",
-    })
+    env = job_env(
+        {
+            "ST44_SSH_KEY": dummy.file("ST44_SSH_KEY", dummy.values["ssh_key"]),
+            "ST44_VAULT_PASSWORD": dummy.file("ST44_VAULT_PASSWORD", dummy.values["vault_password"]),
+            "ST44_PLAN_SSH_KEY": dummy.file("ST44_PLAN_SSH_KEY", dummy.values["plan_ssh_key"]),
+            "ST44_PLAN_VARS": dummy.file("ST44_PLAN_VARS", dummy.plan_vars),
+            "ST44_SSH_KNOWN_HOSTS": dummy.file("ST44_SSH_KNOWN_HOSTS", dummy.known_hosts),
+            "CI_MERGE_REQUEST_IID": "7",
+            "CI_COMMIT_TAG": "v42",
+        }
+    )
     env.update({k: os.path.expandvars(v) for k, v in job.get("variables", {}).items()})
     proc, seen = run_job(gitlab_lines(job), sandbox, env)
     assert_ran_as_written(proc, seen, dummy)
@@ -233,10 +234,15 @@ def test_gitlab_job_commands_exist_and_parse(name, sandbox, tmp_path):
 def test_github_job_commands_exist_and_parse(name, sandbox, tmp_path):
     job = github_doc()["jobs"][name]
     dummy = Secrets(tmp_path / "secrets")
-    given = {"secrets.ST44_SSH_KEY": dummy.values["ssh_key"], "secrets.ST44_PLAN_SSH_KEY": dummy.values["plan_ssh_key"],
-             "secrets.ST44_VAULT_PASSWORD": dummy.values["vault_password"], "secrets.ST44_PLAN_VARS": dummy.plan_vars,
-             "vars.ST44_SSH_KNOWN_HOSTS": dummy.known_hosts, "github.event.pull_request.number": "7",
-             "github.ref_name": "v42"}
+    given = {
+        "secrets.ST44_SSH_KEY": dummy.values["ssh_key"],
+        "secrets.ST44_PLAN_SSH_KEY": dummy.values["plan_ssh_key"],
+        "secrets.ST44_VAULT_PASSWORD": dummy.values["vault_password"],
+        "secrets.ST44_PLAN_VARS": dummy.plan_vars,
+        "vars.ST44_SSH_KNOWN_HOSTS": dummy.known_hosts,
+        "github.event.pull_request.number": "7",
+        "github.ref_name": "v42",
+    }
 
     def expand(value: str) -> str:
         return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: given[m.group(1)], value)
@@ -259,6 +265,7 @@ def test_github_job_commands_exist_and_parse(name, sandbox, tmp_path):
 
 
 # --- Gates and secrets ---------------------------------------------------------------------
+
 
 def test_gitlab_release_is_manual_in_the_production_environment_and_the_plan_is_read_only():
     jobs = gitlab_jobs()
@@ -325,14 +332,14 @@ def test_github_secrets_only_in_step_env_actions_pinned_by_commit():
 
 # --- make setup-deploy on a fresh checkout --------------------------------------------------
 
+
 @pytest.mark.slow
 def test_setup_deploy_installs_what_the_deploy_needs_and_no_postgresql_server(tmp_path):
     """A fresh checkout's `make setup-deploy`, for real (pip from the package index): the
     runtime packages and community.postgresql; no apt-get (no PostgreSQL server, no system
     psycopg2), no OS user, no test tools, no podman collection; and the deploy parses."""
     root = tmp_path / "checkout"
-    skip = shutil.ignore_patterns(".git", ".venv", ".collections", ".cache", ".local", "reports", "tests",
-                                  "molecule", "bench", "__pycache__", ".pytest_cache")
+    skip = shutil.ignore_patterns(".git", ".venv", ".collections", ".cache", ".local", "reports", "tests", "molecule", "bench", "__pycache__", ".pytest_cache")
     shutil.copytree(REPO_ROOT, root, ignore=skip, symlinks=True)
     # The offline collection bundle set-up already fetched (Galaxy is unreachable here).
     wheels = REPO_ROOT / ".cache" / "wheels"
@@ -352,14 +359,14 @@ def test_setup_deploy_installs_what_the_deploy_needs_and_no_postgresql_server(tm
     assert not calls.exists(), f"set-up ran: {calls.read_text()}"
     assert "setup: deploy-only: no PostgreSQL server" in proc.stdout
     assert "setup: PostgreSQL binaries:" not in proc.stdout and "setup: target python:" not in proc.stdout
-    frozen = subprocess.run([str(root / ".venv/bin/python"), "-m", "pip", "freeze"], capture_output=True,
-                            text=True, env=env, timeout=120).stdout.lower()
+    frozen = subprocess.run([str(root / ".venv/bin/python"), "-m", "pip", "freeze"], capture_output=True, text=True, env=env, timeout=120).stdout.lower()
     assert "ansible-core==" in frozen and "psycopg2-binary==" in frozen
     for tool in ("pytest", "ansible-lint", "molecule", "check-jsonschema"):
         assert f"{tool}==" not in frozen, f"{tool} is a test tool"
     collections = root / ".collections" / "ansible_collections"
     assert sorted(p.name for p in collections.iterdir()) == ["community"]
     assert sorted(p.name for p in (collections / "community").iterdir()) == ["postgresql"]
-    syntax = subprocess.run([str(root / PLAYBOOK), "deploy-db.yml", "-i", "inventory/prod", "--syntax-check"],
-                            cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    syntax = subprocess.run(
+        [str(root / PLAYBOOK), "deploy-db.yml", "-i", "inventory/prod", "--syntax-check"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr

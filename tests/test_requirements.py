@@ -52,10 +52,13 @@ def setup_collections(driver: str) -> dict[str, int]:
     proc = subprocess.run(
         # say/die stubbed: a branch that talks must not stop the listing. The full set-up, not
         # --deploy-only (which installs a subset of it).
-        ["bash", "-c", 'set -euo pipefail\nDEPLOY_ONLY=false\nsay() { :; }\ndie() { exit 1; }\n' + block
-         + '\nprintf "%s\\n" "${COLLECTIONS[@]}"'],
+        ["bash", "-c", 'set -euo pipefail\nDEPLOY_ONLY=false\nsay() { :; }\ndie() { exit 1; }\n' + block + '\nprintf "%s\\n" "${COLLECTIONS[@]}"'],
         env={"PATH": "/usr/bin:/bin", "ST44_MOLECULE_DRIVER": driver},
-        capture_output=True, text=True, timeout=10, check=False)
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     assert proc.returncode == 0, f"bash could not run setup.sh's COLLECTIONS lines:\n{block}\n{proc.stderr}"
     specs = proc.stdout.split()
     assert all(re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+:\d+", s) for s in specs), specs
@@ -73,8 +76,8 @@ def requirements_majors() -> dict[str, int]:
         assert set(entry) == {"name", "version"}, f"requirements.yml: {entry} needs exactly name and version"
         match = re.fullmatch(r">=(\d+)\.0\.0,<(\d+)\.0\.0", entry["version"])
         assert match and int(match[2]) == int(match[1]) + 1, (
-            f"requirements.yml: {entry['name']} version {entry['version']!r} is not one major "
-            "version (\">=M.0.0,<M+1.0.0\"), the way setup.sh checks it")
+            f"requirements.yml: {entry['name']} version {entry['version']!r} is not one major version (\">=M.0.0,<M+1.0.0\"), the way setup.sh checks it"
+        )
         majors[entry["name"]] = int(match[1])
     return majors
 
@@ -84,9 +87,7 @@ def test_requirements_yml_lists_what_setup_installs(driver):
     from_setup = setup_collections(driver)
     listed = requirements_majors()
     missing = {name: major for name, major in from_setup.items() if listed.get(name) != major}
-    assert not missing, (
-        f"scripts/setup.sh installs {missing} (name: major) with ST44_MOLECULE_DRIVER={driver}, "
-        f"but requirements.yml lists {listed}")
+    assert not missing, f"scripts/setup.sh installs {missing} (name: major) with ST44_MOLECULE_DRIVER={driver}, but requirements.yml lists {listed}"
 
 
 def test_every_collection_in_requirements_yml_is_one_setup_installs():
@@ -94,6 +95,4 @@ def test_every_collection_in_requirements_yml_is_one_setup_installs():
     # installed would be a requirement nobody checks.
     from_setup = setup_collections("docker")
     listed = requirements_majors()
-    assert listed == from_setup, (
-        f"requirements.yml lists {listed}; scripts/setup.sh installs at most {from_setup}")
-
+    assert listed == from_setup, f"requirements.yml lists {listed}; scripts/setup.sh installs at most {from_setup}"

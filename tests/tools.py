@@ -25,5 +25,4 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 def run_tool(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """Run argv from the repository root; stdout and stderr together, as text."""
-    return subprocess.run(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    return subprocess.run(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)

@@ -26,8 +26,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-PASSED = ('root', 'read_only', 'keep', 'owner', 'database', 'system_identifier', 'tool', 'marker', 'backup_dir',
-          'backup_check')
+PASSED = ('root', 'read_only', 'keep', 'owner', 'database', 'system_identifier', 'tool', 'marker', 'backup_dir', 'backup_check')
 INLINE_BYTES = 64 * 1024
 # What the module's read-only call names its temporary directory (tempfile.mkdtemp).
 TEMPORARY = re.compile(r'/(?:[^/]+/)*db-deploy-check-[A-Za-z0-9_]+')
@@ -83,10 +82,13 @@ def read_tree(src, max_size):
         raise AnsibleActionFail(
             'migration files larger than db_deploy_max_file_size (%d bytes): %s. Nothing was shipped and no '
             'migration was applied; split the file, or raise db_deploy_max_file_size if it is meant to be that large.'
-            % (max_size, ', '.join(sorted(too_large))))
+            % (max_size, ', '.join(sorted(too_large)))
+        )
     if odd:
-        raise AnsibleActionFail('%s: not a file, directory or link (%s). Nothing was shipped and no migration was '
-                                'applied; remove it from the migrations directory.' % (src, ', '.join(odd)))
+        raise AnsibleActionFail(
+            '%s: not a file, directory or link (%s). Nothing was shipped and no migration was '
+            'applied; remove it from the migrations directory.' % (src, ', '.join(odd))
+        )
     return entries, contents, sorted(sql_files)
 
 
@@ -102,8 +104,9 @@ class ActionModule(ActionBase):
         src = self._loader.path_dwim(args['src'])
         max_size = int(args.get('max_file_size', 52428800))
         if not os.path.isdir(src):
-            raise AnsibleActionFail('%s is not a directory on the controller: set db_deploy_migrations_src to the '
-                                    'directory of the migration files. Nothing was shipped.' % src)
+            raise AnsibleActionFail(
+                '%s is not a directory on the controller: set db_deploy_migrations_src to the directory of the migration files. Nothing was shipped.' % src
+            )
         entries, contents, sql_files = read_tree(src, max_size)
         module_args = {k: args[k] for k in PASSED if k in args}
         module_args.update(release=release_name(args.get('release_id') or '', sql_files), entries=entries)
@@ -115,8 +118,7 @@ class ActionModule(ActionBase):
             module_args['contents'] = {sha: base64.b64encode(contents[sha]).decode() for sha in answer['missing']}
             answer = self._execute_module('db_deploy_release', module_args=module_args, task_vars=task_vars)
             if not answer.get('failed') and answer.get('missing'):
-                answer.update(failed=True, msg='the host still lacks %d file contents after they were sent; '
-                              'nothing was applied' % len(answer['missing']))
+                answer.update(failed=True, msg='the host still lacks %d file contents after they were sent; nothing was applied' % len(answer['missing']))
         # The module's arguments hold every file's content: not worth echoing back.
         answer.pop('invocation', None)
         result.update(answer)
@@ -125,8 +127,7 @@ class ActionModule(ActionBase):
 
     def remove_temporary(self, path, result):
         if not TEMPORARY.fullmatch(path) or '/../' in path + '/':
-            raise AnsibleActionFail('%r is not a temporary directory of a read-only db_deploy_release call; '
-                                    'nothing was removed' % path)
+            raise AnsibleActionFail('%r is not a temporary directory of a read-only db_deploy_release call; nothing was removed' % path)
         done = self._low_level_execute_command('rm -rf -- %s' % shlex.quote(path), sudoable=True)
         if done['rc'] != 0:
             raise AnsibleActionFail('could not remove %s: %s' % (path, (done.get('stderr') or '').strip()))

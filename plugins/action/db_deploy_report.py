@@ -88,8 +88,7 @@ def ci_job(environ) -> dict | None:
 def tool_version(directory: str) -> str:
     """`git describe --always --dirty` of the playbook directory, "unknown" without git."""
     try:
-        proc = subprocess.run(["git", "-C", directory, "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10, check=False)
+        proc = subprocess.run(["git", "-C", directory, "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"
@@ -110,9 +109,9 @@ def failure_note(report: dict, migration: dict) -> str:
     failed = report.get("failed_migration") or {}
     if migration.get("status") != "failed" or str(failed.get("version")) != str(migration.get("version")):
         return ""
-    where = ", ".join(x for x in (
-        ("line %s" % failed["line"]) if failed.get("line") else "",
-        ("SQLSTATE %s" % failed["sqlstate"]) if failed.get("sqlstate") else "") if x)
+    where = ", ".join(
+        x for x in (("line %s" % failed["line"]) if failed.get("line") else "", ("SQLSTATE %s" % failed["sqlstate"]) if failed.get("sqlstate") else "") if x
+    )
     return ("%s: %s" % (where, failed.get("message") or "")) if where else str(failed.get("message") or "")
 
 
@@ -132,7 +131,7 @@ def version_lines(report: dict) -> list[str]:
         j = i
         while j + 1 < len(rows) and rows[j + 1][1] == rows[i][1] and "message" not in rows[j + 1][0]:
             j += 1
-        run = rows[i:j + 1]
+        run = rows[i : j + 1]
         if len(run) > COLLAPSE_AFTER and "message" not in rows[i][0]:
             first, last = run[0][0], run[-1][0]
             timed = [m for m, _ in run if m.get("duration_ms") is not None]
@@ -140,8 +139,11 @@ def version_lines(report: dict) -> list[str]:
             if timed:
                 slowest = max(timed, key=lambda m: m["duration_ms"])
                 detail += ", %s in all; slowest %s %s %s" % (
-                    human_ms(sum(m["duration_ms"] for m in timed)), slowest["version"], slowest["name"],
-                    human_ms(slowest["duration_ms"]))
+                    human_ms(sum(m["duration_ms"] for m in timed)),
+                    slowest["version"],
+                    slowest["name"],
+                    human_ms(slowest["duration_ms"]),
+                )
             label = "%s-%s" % (first["version"], last["version"])
             lines.append("  %s  %s (%s)" % (label.ljust(width), run[0][1], detail))
             i = j + 1
@@ -172,8 +174,7 @@ def summary_lines(report: dict, json_path: str, md_path: str) -> list[str]:
     took = " in %s" % human_ms(report["duration_ms"]) if report["duration_ms"] is not None else ""
     order = ["applied", "would apply", "failed", "not run", "already applied"]
     counted = ", ".join("%d %s" % (counts[w], w) for w in order + sorted(set(counts) - set(order)) if counts.get(w))
-    head = "%s %s: %s%s, release %s: %s" % (
-        report["host"], report["database"], verdict, took, report["release"], counted or "no migration files")
+    head = "%s %s: %s%s, release %s: %s" % (report["host"], report["database"], verdict, took, report["release"], counted or "no migration files")
     if report.get("current_version"):
         head += "; now at version %s" % report["current_version"]
     lines = [head]
@@ -203,8 +204,7 @@ def markdown(report: dict) -> str:
     out = ["# %s of %s on %s: %s" % (kind, report["database"], report["host"], verdict), ""]
     backup = report["backup"]
     if backup:
-        backup_text = "`%s`" % backup["path"] + "".join(
-            ", %s" % x for x in (human_bytes(backup.get("size")), human_ms(backup.get("duration_ms"))) if x)
+        backup_text = "`%s`" % backup["path"] + "".join(", %s" % x for x in (human_bytes(backup.get("size")), human_ms(backup.get("duration_ms"))) if x)
     else:
         backup_text = "none (%s)" % report["no_backup_reason"]
     ci = report["ci"]
@@ -227,11 +227,16 @@ def markdown(report: dict) -> str:
         out += ["| version | name | outcome | duration (ms) | note |", "|---|---|---|--:|---|"]
         failed = report["result"] == "failed"
         for m in report["migrations"]:
-            out.append("| %s | %s | %s | %s | %s |" % (
-                md_cell(m.get("version")), md_cell(m.get("name")),
-                outcome_word(m.get("status", "?"), report["check_mode"], failed),
-                "" if m.get("duration_ms") is None else int(m["duration_ms"]),
-                md_cell(failure_note(report, m) or m.get("message"))))
+            out.append(
+                "| %s | %s | %s | %s | %s |"
+                % (
+                    md_cell(m.get("version")),
+                    md_cell(m.get("name")),
+                    outcome_word(m.get("status", "?"), report["check_mode"], failed),
+                    "" if m.get("duration_ms") is None else int(m["duration_ms"]),
+                    md_cell(failure_note(report, m) or m.get("message")),
+                )
+            )
     else:
         out.append("No migration files.")
     if report["missing"]:
@@ -292,15 +297,15 @@ class ActionModule(ActionBase):
         # roles/db_deploy/../../reports is shown as the directory it is.
         directory = os.path.normpath(to_text(args["dir"]))
         ended = time.time()
-        report = complete(dict(args["report"]), args.get("started"), ended, args.get("backup"), os.environ,
-                          to_text((task_vars or {}).get("playbook_dir") or os.getcwd()))
+        report = complete(
+            dict(args["report"]), args.get("started"), ended, args.get("backup"), os.environ, to_text((task_vars or {}).get("playbook_dir") or os.getcwd())
+        )
         os.makedirs(directory, mode=0o750, exist_ok=True)
         stem = os.path.join(directory, file_stem(report, ended))
         json_path, md_path = stem + ".json", stem + ".md"
         write(json_path, json.dumps(report, indent=4, sort_keys=True, default=str) + "\n")
         write(md_path, markdown(report))
-        result.update(changed=False, report=json_path, summary_file=md_path,
-                      summary=summary_lines(report, json_path, md_path))
+        result.update(changed=False, report=json_path, summary_file=md_path, summary=summary_lines(report, json_path, md_path))
         if report.get("error"):
             result.update(failed=True, msg=report["error"])
         return result

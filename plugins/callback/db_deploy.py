@@ -52,7 +52,7 @@ def debug_text(result: dict) -> str:
         shown = {k: v for k, v in result.items() if not k.startswith("_") and k not in ("changed", "failed")}
         if len(shown) != 1:
             return ""
-        (name, msg), = shown.items()
+        ((name, msg),) = shown.items()
         return "%s: %s" % (name, msg)
     if isinstance(msg, (list, tuple)):
         return "\n".join(str(line) for line in msg)
@@ -157,14 +157,12 @@ class CallbackModule(DefaultCallback):
         """A result whose message is meant for people: debug, or an assert's success_msg."""
         if result.task.action in C._ACTION_DEBUG:
             return True
-        return (result.task.action in ASSERT_ACTIONS and isinstance(result.result.get("msg"), str)
-                and result.result["msg"] != ASSERT_DEFAULT_MSG)
+        return result.task.action in ASSERT_ACTIONS and isinstance(result.result.get("msg"), str) and result.result["msg"] != ASSERT_DEFAULT_MSG
 
     @staticmethod
     def _is_summary(result) -> bool:
         """The deploy's report task: its result carries the closing summary (lines)."""
-        return (result.task.action.rpartition(".")[2] == "db_deploy_report"
-                and isinstance(result.result.get("summary"), list))
+        return result.task.action.rpartition(".")[2] == "db_deploy_report" and isinstance(result.result.get("summary"), list)
 
     def _show_summary(self, result):
         self._display.display("\n".join(str(line) for line in result.result["summary"]))
@@ -188,9 +186,7 @@ class CallbackModule(DefaultCallback):
         elif self._is_summary(result):
             self._show_summary(result)
         elif result.result.get("changed", False):
-            self._display.display("changed: [%s] %s" % (self.host_label(result), self._last_task_name
-                                                         or result.task.get_name().strip()),
-                                  color=C.COLOR_CHANGED)
+            self._display.display("changed: [%s] %s" % (self.host_label(result), self._last_task_name or result.task.get_name().strip()), color=C.COLOR_CHANGED)
         # What a step removed or left alone, said by the step itself (no task of its own).
         if result.result.get("notice"):
             self._display.display(str(result.result["notice"]))
@@ -204,9 +200,11 @@ class CallbackModule(DefaultCallback):
         if self._is_debug(result):
             self._show_debug(result)
         elif result.result.get("changed", False):
-            self._display.display("changed: [%s] %s (item=%s)" % (
-                self.host_label(result), self._last_task_name or result.task.get_name().strip(),
-                self._get_item_label(result.result)), color=C.COLOR_CHANGED)
+            self._display.display(
+                "changed: [%s] %s (item=%s)"
+                % (self.host_label(result), self._last_task_name or result.task.get_name().strip(), self._get_item_label(result.result)),
+                color=C.COLOR_CHANGED,
+            )
 
     def v2_runner_on_skipped(self, result):
         self._host_done(result)
@@ -236,10 +234,8 @@ class CallbackModule(DefaultCallback):
             return super().v2_runner_retry(result)
         msg = result.result.get("msg")
         if not msg:
-            msg = "%s (%d retries left)" % (result.task_name or result.task,
-                                           result.result.get("retries", 0) - result.result.get("attempts", 0))
-        self._display.display("[%s] %s" % (self.host_label(result), " ".join(str(msg).split())),
-                              color=C.COLOR_DEBUG)
+            msg = "%s (%d retries left)" % (result.task_name or result.task, result.result.get("retries", 0) - result.result.get("attempts", 0))
+        self._display.display("[%s] %s" % (self.host_label(result), " ".join(str(msg).split())), color=C.COLOR_DEBUG)
 
     # An async task's polls and its end say nothing a person needs: "still running" does.
     def v2_runner_on_async_poll(self, result):

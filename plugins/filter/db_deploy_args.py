@@ -84,9 +84,14 @@ def connect_params_problems(params: dict, libpq_env: dict) -> list[str]:
             nearest = difflib.get_close_matches(str(key), sorted(set(libpq_env) | set(_USE_INSTEAD)), n=1, cutoff=0.8)
             found.append(
                 "db_deploy_connect_params may not set %s: libpq has no environment variable for it, so pg_dump and"
-                " pg_restore could not use it; %s" % (
-                    key, "did you mean %s?" % nearest[0] if nearest else
-                    "put it in a service of pg_service.conf on the host and set db_deploy_connect_params: {service: NAME}"))
+                " pg_restore could not use it; %s"
+                % (
+                    key,
+                    "did you mean %s?" % nearest[0]
+                    if nearest
+                    else "put it in a service of pg_service.conf on the host and set db_deploy_connect_params: {service: NAME}",
+                )
+            )
     return found
 
 
@@ -102,8 +107,10 @@ def problems(given: dict, argument_specs: dict, also_valid=(), libpq_env=None) -
             if name in also_valid:
                 continue
             nearest = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-            found.append("%s is not a variable of the db_deploy role%s" % (
-                name, ": did you mean %s?" % nearest[0] if nearest else " (roles/db_deploy/README.md lists them)"))
+            found.append(
+                "%s is not a variable of the db_deploy role%s"
+                % (name, ": did you mean %s?" % nearest[0] if nearest else " (roles/db_deploy/README.md lists them)")
+            )
             continue
         spec = _plain({k: v for k, v in options[name].items() if k in ("type", "elements", "choices", "no_log")})
         value = _plain(given[name])
@@ -113,8 +120,7 @@ def problems(given: dict, argument_specs: dict, also_valid=(), libpq_env=None) -
                 found.extend(connect_params_problems(value or {}, libpq_env))
             continue
         if "choices" in spec and all(type(e).__name__ == "ArgumentValueError" for e in result.errors):
-            found.append("%s must be one of %s, got another %s" % (
-                name, ", ".join(str(c) for c in spec["choices"]), _type_name(value)))
+            found.append("%s must be one of %s, got another %s" % (name, ", ".join(str(c) for c in spec["choices"]), _type_name(value)))
         elif spec.get("elements") and isinstance(value, list):
             kinds = sorted(set(_type_name(v) for v in value))
             found.append("%s must be of type %s, got a list of %s" % (name, _wanted(spec), ", ".join(kinds)))

@@ -74,6 +74,7 @@ def cannot_write(directory, owner):
     if owner and os.geteuid() == 0:
         import grp
         import pwd
+
         try:
             entry = pwd.getpwnam(owner)
         except KeyError:
@@ -87,49 +88,50 @@ def cannot_write(directory, owner):
     return "owner uid %d, group gid %d, mode %04o" % (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
-def check(directory, database, tool, pg_bin_dir, server_major, server_version, db_size, space_factor, owner,
-          host, check_mode, must_exist=False):
+def check(directory, database, tool, pg_bin_dir, server_major, server_version, db_size, space_factor, owner, host, check_mode, must_exist=False):
     """(problem, facts): the client for the server's major version, a directory owner can write
     to (or will have: a missing one is created for it, unless must_exist), free space for db_size
     times space_factor. problem is None or the sentence to fail with; facts has pg_bin, version,
     free (when measured) and exists."""
-    lead = "%s: %s" % (host or "this host",
-                       "a real run would stop here, before changing anything: " if check_mode else "")
+    lead = "%s: %s" % (host or "this host", "a real run would stop here, before changing anything: " if check_mode else "")
     try:
         installed = [] if pg_bin_dir else os.listdir(PG_LIB)
     except OSError:
         installed = []
     pg_bin = choose_pg_bin(pg_bin_dir, installed, server_major)
     try:
-        proc = subprocess.run([pg_bin + tool, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=60)
+        proc = subprocess.run([pg_bin + tool, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
         rc, version = proc.returncode, proc.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         rc, version = 127, ""
     facts = dict(pg_bin=pg_bin, version=version, exists=os.path.lexists(directory))
     if rc != 0 or client_major(version) < server_major:
         found = ("%s is %s" % (tool, version)) if rc == 0 else "no %s was found (%s%s)" % (tool, pg_bin, tool)
-        return ("%sthe server runs PostgreSQL %s but %s. A %s needs %s of major version %d or newer: "
-                "install postgresql-client-%d (or set db_deploy_pg_bin_dir). Nothing was changed."
-                % (lead, server_version, found, "backup" if tool == "pg_dump" else "restore", tool,
-                   server_major, server_major)), facts
+        return (
+            "%sthe server runs PostgreSQL %s but %s. A %s needs %s of major version %d or newer: "
+            "install postgresql-client-%d (or set db_deploy_pg_bin_dir). Nothing was changed."
+            % (lead, server_version, found, "backup" if tool == "pg_dump" else "restore", tool, server_major, server_major)
+        ), facts
     if must_exist and not facts["exists"]:
-        return ("%sthe backup directory %s does not exist (a deploy makes it when it ships the release). Create "
-                "it for %s, or point db_deploy_backup_dir elsewhere. Nothing was changed."
-                % (lead, directory, owner or "the database OS user")), facts
+        return (
+            "%sthe backup directory %s does not exist (a deploy makes it when it ships the release). Create "
+            "it for %s, or point db_deploy_backup_dir elsewhere. Nothing was changed." % (lead, directory, owner or "the database OS user")
+        ), facts
     if facts["exists"]:
         why = cannot_write(directory, owner)
         if why:
-            return ("%sthe backup directory %s exists but %s cannot write to it (%s). Give %s write access to it "
-                    "or point db_deploy_backup_dir elsewhere. Nothing was changed."
-                    % (lead, directory, owner or "the database OS user", why, owner or "that user")), facts
+            return (
+                "%sthe backup directory %s exists but %s cannot write to it (%s). Give %s write access to it "
+                "or point db_deploy_backup_dir elsewhere. Nothing was changed." % (lead, directory, owner or "the database OS user", why, owner or "that user")
+            ), facts
     vfs = os.statvfs(nearest_existing(directory))
     facts["free"] = free = vfs.f_bavail * vfs.f_frsize
     need = int(db_size * space_factor)
     if free < need:
-        return ("%s%s has %s free, the backup of %s (%s) needs about %s. Free space there or point "
-                "db_deploy_backup_dir elsewhere. Nothing was changed."
-                % (lead, directory, human(free), database, human(db_size), human(need))), facts
+        return (
+            "%s%s has %s free, the backup of %s (%s) needs about %s. Free space there or point "
+            "db_deploy_backup_dir elsewhere. Nothing was changed." % (lead, directory, human(free), database, human(db_size), human(need))
+        ), facts
     return None, facts
 
 
@@ -141,5 +143,6 @@ def make_directory(directory, owner):
     os.chmod(directory, 0o700)
     if owner and os.geteuid() == 0:
         import pwd
+
         entry = pwd.getpwnam(owner)
         os.chown(directory, entry.pw_uid, entry.pw_gid)

@@ -306,9 +306,12 @@ def owner_key(database, system_identifier):
 
 
 def is_own(manifest, database, system_identifier):
-    return (isinstance(manifest, dict) and manifest.get("tool") == TOOL
-            and manifest.get("database") == database
-            and manifest.get("system_identifier") == str(system_identifier))
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("tool") == TOOL
+        and manifest.get("database") == database
+        and manifest.get("system_identifier") == str(system_identifier)
+    )
 
 
 def dump_dbname(listing):
@@ -389,8 +392,7 @@ def scan(directory, database, system_identifier):
         manifest = read_manifest(os.path.join(directory, name))
         # The manifest names its file, which must be the name it sits next to: a copied or
         # renamed manifest cannot make another file this database's.
-        if (not is_own(manifest, database, system_identifier) or not isinstance(manifest.get("file"), str)
-                or manifest["file"] + MANIFEST_SUFFIX != name):
+        if not is_own(manifest, database, system_identifier) or not isinstance(manifest.get("file"), str) or manifest["file"] + MANIFEST_SUFFIX != name:
             continue
         entry = dict(manifest, manifest=name, path=os.path.join(directory, manifest["file"]))
         try:
@@ -415,14 +417,23 @@ def to_rotate(own, keep, current, older_than):
     current, never a file changed at or after older_than (a concurrent run's)."""
     candidates = [e for e in own if e["file"] != current and e["mtime"] is not None and e["mtime"] < older_than]
     room = max(keep, 1) - (1 if any(e["file"] == current for e in own) else 0)
-    return candidates[max(room, 0):]
+    return candidates[max(room, 0) :]
 
 
 def copy_marker(database, system_identifier, name, restored_file, now):
     """The COMMENT ON DATABASE of a database kept aside by a restore."""
-    return json.dumps({"tool": TOOL, "kind": COPY_MARKER, "database": database,
-                       "system_identifier": str(system_identifier), "name": name,
-                       "restored_file": restored_file, "time": now}, sort_keys=True)
+    return json.dumps(
+        {
+            "tool": TOOL,
+            "kind": COPY_MARKER,
+            "database": database,
+            "system_identifier": str(system_identifier),
+            "name": name,
+            "restored_file": restored_file,
+            "time": now,
+        },
+        sort_keys=True,
+    )
 
 
 def own_copies(rows, database, system_identifier):
@@ -433,10 +444,13 @@ def own_copies(rows, database, system_identifier):
             marker = json.loads(row.get("comment") or "")
         except ValueError:
             continue
-        if (is_own(marker, database, system_identifier) and marker.get("kind") == COPY_MARKER
-                and marker.get("name") == row.get("datname") and row.get("datname") != database):
-            copies.append({"name": row["datname"], "time": marker.get("time"), "size": row.get("size"),
-                           "restored_file": marker.get("restored_file")})
+        if (
+            is_own(marker, database, system_identifier)
+            and marker.get("kind") == COPY_MARKER
+            and marker.get("name") == row.get("datname")
+            and row.get("datname") != database
+        ):
+            copies.append({"name": row["datname"], "time": marker.get("time"), "size": row.get("size"), "restored_file": marker.get("restored_file")})
     return sorted(copies, key=lambda c: c["name"])
 
 
@@ -452,8 +466,19 @@ def check_backup(module, dumping=False):
     needs the directory to exist (a deploy's ship call makes it)."""
     p = module.params
     problem, facts = backup_check.check(
-        p["path"], p["database"], p["tool"], p["pg_bin_dir"], p["server_major"], p["server_version"], p["db_size"],
-        p["space_factor"], p["owner"], p["host"], module.check_mode, must_exist=dumping)
+        p["path"],
+        p["database"],
+        p["tool"],
+        p["pg_bin_dir"],
+        p["server_major"],
+        p["server_version"],
+        p["db_size"],
+        p["space_factor"],
+        p["owner"],
+        p["host"],
+        module.check_mode,
+        must_exist=dumping,
+    )
     if problem:
         module.fail_json(msg=problem, **facts)
     return dict(facts, changed=False, msg="A %s can be done" % ("backup" if p["tool"] == "pg_dump" else "restore"))
@@ -484,8 +509,7 @@ def run_client(module, argv, env, what, partial):
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     if proc.returncode != 0:
         # pg_dump's own words (a full disk, a missing role) are in stderr: the role's failure text shows them.
-        module.fail_json(msg="%s exited with %d" % (what, proc.returncode), rc=proc.returncode,
-                         stderr=proc.stderr.strip(), cmd=" ".join(argv), partial=partial)
+        module.fail_json(msg="%s exited with %d" % (what, proc.returncode), rc=proc.returncode, stderr=proc.stderr.strip(), cmd=" ".join(argv), partial=partial)
     return proc.stdout
 
 
@@ -507,16 +531,14 @@ def dump_backup(module):
             write_pgpass(p["pgpass"], p["password"])
         _, leftovers, _ = scan(directory, database, sysid)
         old_enough = started - max(p["leftover_age"], 0)
-        removed = [n for n in leftovers if os.path.join(directory, n) != p["pgpass"]
-                   and os.lstat(os.path.join(directory, n)).st_mtime < old_enough]
+        removed = [n for n in leftovers if os.path.join(directory, n) != p["pgpass"] and os.lstat(os.path.join(directory, n)).st_mtime < old_enough]
         for name in removed:
             remove_quietly(os.path.join(directory, name))
 
         # Created 0600 from the start: the dump is readable by its owner only while it is written, too.
         old_umask = os.umask(0o077)
         try:
-            run_client(module, [pg_bin + "pg_dump", "--format=custom", "--no-password",
-                                "--file=" + partial], env, "pg_dump", partial)
+            run_client(module, [pg_bin + "pg_dump", "--format=custom", "--no-password", "--file=" + partial], env, "pg_dump", partial)
         finally:
             os.umask(old_umask)
         os.chmod(partial, 0o600)
@@ -524,20 +546,21 @@ def dump_backup(module):
         # about as long as both reads).
         with ThreadPoolExecutor(1) as pool:
             hashing = pool.submit(sha256_of, partial)
-            listing = run_client(module, [pg_bin + "pg_restore", "--list", partial], env,
-                                 "pg_restore --list", partial)
+            listing = run_client(module, [pg_bin + "pg_restore", "--list", partial], env, "pg_restore --list", partial)
             # From the dump itself, not the live table: a concurrent deploy may migrate between a
             # query and pg_dump's snapshot.
             schema, table = split_table(p["table"])
-            history = run_client(module, [pg_bin + "pg_restore", "--data-only", "--table=" + table,
-                                          "--schema=" + schema, "--file=-", partial], env,
-                                 "pg_restore --data-only", partial)
+            history = run_client(
+                module,
+                [pg_bin + "pg_restore", "--data-only", "--table=" + table, "--schema=" + schema, "--file=-", partial],
+                env,
+                "pg_restore --data-only",
+                partial,
+            )
             size, sha256 = os.path.getsize(partial), hashing.result()
-        manifest = build_manifest(database, sysid, file, size, sha256, listing, history, p["release"],
-                                  p["run_id"], p["host"], utc_now())
+        manifest = build_manifest(database, sysid, file, size, sha256, listing, history, p["release"], p["run_id"], p["host"], utc_now())
         if not manifest["verified"]:
-            module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup."
-                             % (partial, dump_dbname(listing), database))
+            module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup." % (partial, dump_dbname(listing), database))
         publish(partial, target, manifest)
         # Only backups older than this run: a deploy running at the same time may be about to
         # migrate behind its backup. Ages are measured on the host, so clocks need not agree.
@@ -553,10 +576,20 @@ def dump_backup(module):
     gone = set(doomed)
     took = time.time() - started
     kept = [e for e in own if e["path"] not in gone]
-    return dict(changed=True, file=target, size=size, sha256=sha256, duration_ms=int(took * 1000),
-                manifest=manifest, leftovers=removed, deleted=doomed, foreign=foreign, backups=kept,
-                notice=dump_notice(database, removed, doomed, kept, foreign),
-                msg="Backed up %s to %s: %s in %.1f s" % (database, target, human(size), took))
+    return dict(
+        changed=True,
+        file=target,
+        size=size,
+        sha256=sha256,
+        duration_ms=int(took * 1000),
+        manifest=manifest,
+        leftovers=removed,
+        deleted=doomed,
+        foreign=foreign,
+        backups=kept,
+        notice=dump_notice(database, removed, doomed, kept, foreign),
+        msg="Backed up %s to %s: %s in %.1f s" % (database, target, human(size), took),
+    )
 
 
 def dump_notice(database, leftovers, deleted, kept, foreign):
@@ -565,8 +598,13 @@ def dump_notice(database, leftovers, deleted, kept, foreign):
     removed = leftovers + [os.path.basename(p) for p in deleted if not p.endswith(MANIFEST_SUFFIX)]
     if not removed and not foreign:
         return ""
-    return ("Removed %s (%d backups of %s kept). Left alone: %d files not made for %s on this cluster."
-            % (", ".join(removed) or "no backup", len(kept), database, len(foreign), database))
+    return "Removed %s (%d backups of %s kept). Left alone: %d files not made for %s on this cluster." % (
+        ", ".join(removed) or "no backup",
+        len(kept),
+        database,
+        len(foreign),
+        database,
+    )
 
 
 def write_pgpass(path, password):
@@ -608,8 +646,7 @@ def main():
             path=dict(type="path", required=True),
             database=dict(type="str", required=True),
             system_identifier=dict(type="str", required=True),
-            state=dict(type="str", default="list",
-                       choices=["list", "record", "verify", "rotate", "leftovers", "check", "dump"]),
+            state=dict(type="str", default="list", choices=["list", "record", "verify", "rotate", "leftovers", "check", "dump"]),
             file=dict(type="str"),
             partial=dict(type="str"),
             listing=dict(type="str"),
@@ -633,14 +670,12 @@ def main():
             password=dict(type="str", default="", no_log=True),
             leftover_age=dict(type="int", default=86400),
         ),
-        required_if=[("state", "record", ("file", "partial", "listing")), ("state", "verify", ("file",)),
-                     ("state", "dump", ("file", "partial"))],
+        required_if=[("state", "record", ("file", "partial", "listing")), ("state", "verify", ("file",)), ("state", "dump", ("file", "partial"))],
         supports_check_mode=True,
     )
     p = module.params
     directory, database, sysid = p["path"], p["database"], str(p["system_identifier"])
-    result = dict(changed=False, owner_key=owner_key(database, sysid), deleted=[], backups=[], foreign=[],
-                  copies=own_copies(p["databases"], database, sysid))
+    result = dict(changed=False, owner_key=owner_key(database, sysid), deleted=[], backups=[], foreign=[], copies=own_copies(p["databases"], database, sysid))
 
     if p["state"] == "check":
         module.exit_json(**check_backup(module))
@@ -653,12 +688,13 @@ def main():
         file = plain_name(module, p["file"], "file")
         partial = os.path.join(directory, plain_name(module, p["partial"], "partial"))
         target = os.path.join(directory, file)
-        manifest = build_manifest(database, sysid, file, os.path.getsize(partial), sha256_of(partial),
-                                  p["listing"], p["history"], p["release"], p["run_id"], p["host"],
-                                  utc_now())
+        manifest = build_manifest(
+            database, sysid, file, os.path.getsize(partial), sha256_of(partial), p["listing"], p["history"], p["release"], p["run_id"], p["host"], utc_now()
+        )
         if not manifest["verified"]:
-            module.fail_json(msg="The dump %s names database %r in its header, not %r: not recorded as a backup."
-                             % (partial, dump_dbname(p["listing"]), database))
+            module.fail_json(
+                msg="The dump %s names database %r in its header, not %r: not recorded as a backup." % (partial, dump_dbname(p["listing"]), database)
+            )
         if not module.check_mode:
             publish(partial, target, manifest)
         result.update(changed=True, manifest=manifest)
@@ -673,8 +709,11 @@ def main():
         if entry is None:
             module.fail_json(msg="%s is not a backup of %s on this cluster." % (file, database), **result)
         if not entry["intact"] or sha256_of(entry["path"]) != entry.get("sha256"):
-            module.fail_json(msg="%s is not the file its manifest describes (size or SHA-256 differ): "
-                             "it was changed after the backup. Nothing was restored." % entry["path"], **result)
+            module.fail_json(
+                msg="%s is not the file its manifest describes (size or SHA-256 differ): "
+                "it was changed after the backup. Nothing was restored." % entry["path"],
+                **result,
+            )
         result["manifest"] = entry
     elif p["state"] in ("rotate", "leftovers"):
         older_than = time.time() - max(p["min_age"], 0)
@@ -683,8 +722,7 @@ def main():
             for entry in to_rotate(own, p["keep"], p["file"], older_than):
                 doomed += [entry["path"], os.path.join(directory, entry["manifest"])]
         else:
-            doomed = [os.path.join(directory, n) for n in leftovers
-                      if os.lstat(os.path.join(directory, n)).st_mtime < older_than]
+            doomed = [os.path.join(directory, n) for n in leftovers if os.lstat(os.path.join(directory, n)).st_mtime < older_than]
         for path in doomed:
             if not module.check_mode:
                 try:

@@ -191,8 +191,13 @@ def read_manifest(directory, marker):
 
 def is_own(directory, name, p):
     m = read_manifest(directory, p['marker'])
-    return (m is not None and m.get('tool') == p['tool'] and m.get('database') == p['database']
-            and str(m.get('system_identifier')) == str(p['system_identifier']) and m.get('release') == name)
+    return (
+        m is not None
+        and m.get('tool') == p['tool']
+        and m.get('database') == p['database']
+        and str(m.get('system_identifier')) == str(p['system_identifier'])
+        and m.get('release') == name
+    )
 
 
 def tree_matches(directory, entries, marker):
@@ -253,8 +258,7 @@ class Release:
     def missing(self, entries):
         """SHA-256 of the contents neither sent nor in the store."""
         contents = self.p['contents']
-        return sorted({e['sha256'] for e in entries
-                       if e['type'] == 'file' and e['sha256'] not in contents and not self.verified(e['sha256'])})
+        return sorted({e['sha256'] for e in entries if e['type'] == 'file' and e['sha256'] not in contents and not self.verified(e['sha256'])})
 
     def content(self, sha):
         raw = base64.b64decode(self.p['contents'][sha])
@@ -301,8 +305,7 @@ class Release:
                 with open(source, 'rb') as f:
                     data = f.read()
                 if hashlib.sha256(data).hexdigest() != e['sha256']:
-                    raise Refusal('%s on the host does not match its SHA-256 (changed by hand?); remove it '
-                                  'and run again' % source)
+                    raise Refusal('%s on the host does not match its SHA-256 (changed by hand?); remove it and run again' % source)
             with open(full, 'wb') as f:
                 f.write(data)
             os.chmod(full, 0o640)
@@ -313,9 +316,13 @@ class Release:
             self.place(directory, e, link_from_store)
 
     def write_manifest(self, directory):
-        manifest = {'tool': self.p['tool'], 'database': self.p['database'],
-                    'system_identifier': self.p['system_identifier'], 'release': self.p['release'],
-                    'created': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}
+        manifest = {
+            'tool': self.p['tool'],
+            'database': self.p['database'],
+            'system_identifier': self.p['system_identifier'],
+            'release': self.p['release'],
+            'created': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'),
+        }
         path = os.path.join(directory, self.p['marker'])
         with open(path, 'w') as f:
             f.write(json.dumps(manifest, indent=4, sort_keys=True) + '\n')
@@ -374,7 +381,7 @@ class Release:
             else:
                 foreign.append(entry.name)
         others = sorted((o for o in owned if o[1] != self.p['release']), reverse=True)
-        deleted = [name for _, name in others[max(self.p['keep'] - 1, 0):]]
+        deleted = [name for _, name in others[max(self.p['keep'] - 1, 0) :]]
         for name in deleted:
             shutil.rmtree(os.path.join(self.root, name))
         # Contents no release links to any more: only the store's own link is left.
@@ -390,8 +397,7 @@ class Release:
         entries = p['entries']
         final = os.path.join(self.root, p['release'])
         files = sum(1 for e in entries if e['type'] == 'file')
-        result = dict(changed=False, missing=[], files=files, new=0, created=False, deleted=[], foreign=[],
-                      temporary=False, path=final)
+        result = dict(changed=False, missing=[], files=files, new=0, created=False, deleted=[], foreign=[], temporary=False, path=final)
 
         if p['backup_check']:
             result['backup_check'] = self.check_backup_dir()
@@ -414,8 +420,8 @@ class Release:
                 if not (os.path.isdir(final) and not os.path.islink(final) and is_own(final, p['release'], p)):
                     raise Refusal(
                         '%s exists but was not made by this tool for %s on this cluster (no manifest %s naming it); '
-                        'nothing was changed. Move it away, or set db_deploy_release_id to another name'
-                        % (final, p['database'], p['marker']))
+                        'nothing was changed. Move it away, or set db_deploy_release_id to another name' % (final, p['database'], p['marker'])
+                    )
                 self.reconcile(final, entries)
             else:
                 self.create(final, entries)
@@ -431,9 +437,18 @@ class Release:
     def check_backup_dir(self):
         p, c = self.p, self.p['backup_check']
         problem, facts = backup_check.check(
-            p['backup_dir'], c['database'], 'pg_dump', c.get('pg_bin_dir') or '', int(c['server_major']),
-            c['server_version'], int(c['db_size']), float(c['space_factor']), p['owner'], c.get('host') or '',
-            check_mode=p['read_only'])
+            p['backup_dir'],
+            c['database'],
+            'pg_dump',
+            c.get('pg_bin_dir') or '',
+            int(c['server_major']),
+            c['server_version'],
+            int(c['db_size']),
+            float(c['space_factor']),
+            p['owner'],
+            c.get('host') or '',
+            check_mode=p['read_only'],
+        )
         created = problem is None and not facts['exists'] and not p['read_only']
         if created:
             backup_check.make_directory(p['backup_dir'], p['owner'])
@@ -463,8 +478,10 @@ def notice(p, deleted, foreign):
     if deleted:
         text += 'Removed old releases of %s: %s. ' % (p['database'], ', '.join(deleted))
     if foreign:
-        text += ('Left alone in %s: %s. Cleanup deletes only release directories whose manifest names %s on this '
-                 'cluster; remove these by hand if they are not needed.' % (p['root'], ', '.join(foreign), p['database']))
+        text += (
+            'Left alone in %s: %s. Cleanup deletes only release directories whose manifest names %s on this '
+            'cluster; remove these by hand if they are not needed.' % (p['root'], ', '.join(foreign), p['database'])
+        )
     return text.strip()
 
 
@@ -493,9 +510,11 @@ def main():
         supports_check_mode=True,
     )
     if module.params['src'] is not None or module.params['entries'] is None:
-        module.fail_json(msg='db_deploy_release ran without its action plugin, which reads the migration files on '
-                             'the controller: add the plugins/action directory of this repository to action_plugins '
-                             '(ansible.cfg) and run again. Nothing was shipped.')
+        module.fail_json(
+            msg='db_deploy_release ran without its action plugin, which reads the migration files on '
+            'the controller: add the plugins/action directory of this repository to action_plugins '
+            '(ansible.cfg) and run again. Nothing was shipped.'
+        )
     release = module.params['release'] or ''
     if not release or release in ('.', '..') or '/' in release or release.startswith('.'):
         module.fail_json(msg='release %r is not a directory name' % release)
@@ -504,8 +523,9 @@ def main():
     except Refusal as e:
         module.fail_json(msg=str(e))
     except OSError as e:
-        module.fail_json(msg='shipping the migration files failed: %s%s. Nothing was applied.'
-                         % (e.strerror or e, (' (%s)' % e.filename) if e.filename else ''))
+        module.fail_json(
+            msg='shipping the migration files failed: %s%s. Nothing was applied.' % (e.strerror or e, (' (%s)' % e.filename) if e.filename else '')
+        )
 
 
 if __name__ == '__main__':

@@ -151,8 +151,7 @@ def main():
     deadline = time.time() + max(p["wait"], 0)
     while True:
         if not os.path.exists(path):
-            module.fail_json(msg="could not find job %s in %s" % (p["jid"], p["async_dir"]),
-                             ansible_job_id=p["jid"], finished=True)
+            module.fail_json(msg="could not find job %s in %s" % (p["jid"], p["async_dir"]), ansible_job_id=p["jid"], finished=True)
         data = read_job(path)
         if job_finished(data) or time.time() >= deadline:
             break
@@ -164,8 +163,9 @@ def main():
             elapsed = int(time.time() - os.stat(path).st_mtime)
         except OSError:
             elapsed = 0
-        module.exit_json(changed=False, finished=False, ansible_job_id=p["jid"], elapsed=elapsed,
-                         msg=progress(p["label"], elapsed, p["watch_file"], p["progress_file"]))
+        module.exit_json(
+            changed=False, finished=False, ansible_job_id=p["jid"], elapsed=elapsed, msg=progress(p["label"], elapsed, p["watch_file"], p["progress_file"])
+        )
 
     if not module.check_mode:
         os.unlink(path)

@@ -449,6 +449,7 @@ try:
         pg_cursor_args,
         postgres_common_argument_spec,
     )
+
     HAS_COLLECTION = True
 except ImportError:  # reported by main() with what to install
     HAS_COLLECTION = False
@@ -490,19 +491,23 @@ SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + _IDENT + "(?!'|" + _I
 DOLLAR_TAG = re.compile(r'\$(?:' + _IDENT_START + _TAG_CONT + r'*)?\$')
 # SET [SESSION | LOCAL] client_encoding (quoted or not) | NAMES [TO | =] value, comments removed:
 # the value, without its quote or the E or U& prefix of a quoted one.
-CLIENT_ENCODING_SET_RE = re.compile(r'SET\s+(?:(?:SESSION|LOCAL)\s+)?(?:"client_encoding"|client_encoding\b|NAMES\b)'
-                                    r'\s*(?:=|TO\b)?\s*(?:[EU]&?(?=[\'"]))?[\'"]?([^\s\'";]*)', re.IGNORECASE)
+CLIENT_ENCODING_SET_RE = re.compile(
+    r'SET\s+(?:(?:SESSION|LOCAL)\s+)?(?:"client_encoding"|client_encoding\b|NAMES\b)'
+    r'\s*(?:=|TO\b)?\s*(?:[EU]&?(?=[\'"]))?[\'"]?([^\s\'";]*)',
+    re.IGNORECASE,
+)
 COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
 # SET [SESSION | LOCAL] standard_conforming_strings TO | = value, and RESET of it or of ALL,
 # comments removed: the scope and the value, without quotes.
-STANDARD_STRINGS_SET_RE = re.compile(r'SET\s+(?:(SESSION|LOCAL)\s+)?(?:"standard_conforming_strings"|'
-                                     r'standard_conforming_strings\b)\s*(?:=|TO\b)\s*[\'"]?([^\s\'";]*)',
-                                     re.IGNORECASE)
-STANDARD_STRINGS_RESET_RE = re.compile(r'RESET\s+(?:"standard_conforming_strings"|standard_conforming_strings\b|ALL\b)',
-                                       re.IGNORECASE)
+STANDARD_STRINGS_SET_RE = re.compile(
+    r'SET\s+(?:(SESSION|LOCAL)\s+)?(?:"standard_conforming_strings"|'
+    r'standard_conforming_strings\b)\s*(?:=|TO\b)\s*[\'"]?([^\s\'";]*)',
+    re.IGNORECASE,
+)
+STANDARD_STRINGS_RESET_RE = re.compile(r'RESET\s+(?:"standard_conforming_strings"|standard_conforming_strings\b|ALL\b)', re.IGNORECASE)
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
-BOM = u'\ufeff'
+BOM = '\ufeff'
 # What is hidden of SQL shown to a person (--diff, a failed statement, the server's messages): the
 # value that sets a password, nothing else. The value is the literal after a word ending in
 # "password" (a role's PASSWORD, a user mapping's password or sslpassword option, UPDATE ... SET
@@ -515,13 +520,15 @@ URI_SECRET_RE = re.compile(r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@''')
 # In a literal's value, where a quote is no delimiter any more: 'postgresql://u:it''s@h'.
 URI_SECRET_IN_VALUE_RE = re.compile(r'''(://[^/:@\s]{0,256}:)[^@\s]{1,256}@''')
 SECRET_KEY_RE = re.compile(r'[A-Za-z0-9_]*password', re.IGNORECASE)
-CONNINFO_SECRET_RE = re.compile(r'''(?<![\w$.])[A-Za-z0-9_]*password[ \t\n\r\f\v]*=[ \t\n\r\f\v]*'''
-                                r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v]*)''', re.IGNORECASE)
+CONNINFO_SECRET_RE = re.compile(
+    r'''(?<![\w$.])[A-Za-z0-9_]*password[ \t\n\r\f\v]*=[ \t\n\r\f\v]*'''
+    r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v]*)''',
+    re.IGNORECASE,
+)
 # One token for showing SQL: a -- comment, the start of a /* comment, a word, a $n parameter, a
 # number, or one other character. Never fails, so unterminated or mangled text (an error context)
 # is still read to its end.
-SHOW_TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + _IDENT + r')|(\$[0-9]+)|([0-9][0-9.]*)|(.))',
-                           re.DOTALL)
+SHOW_TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + _IDENT + r')|(\$[0-9]+)|([0-9][0-9.]*)|(.))', re.DOTALL)
 SHOW_LITERAL_END = {
     'std': re.compile(r"(?:[^']|'')*'"),
     'esc': re.compile(r"(?:[^'\\]|''|\\.)*'", re.DOTALL),
@@ -577,8 +584,7 @@ class Statement(object):
 class Migration(object):
     """A migration file, read and checked."""
 
-    __slots__ = ('version', 'number', 'name', 'filename', 'sql', 'checksum', 'statements',
-                 'transactional')
+    __slots__ = ('version', 'number', 'name', 'filename', 'sql', 'checksum', 'statements', 'transactional')
 
     def __init__(self, version, name, filename, sql, checksum, statements, transactional):
         self.version = version
@@ -595,6 +601,7 @@ class Migration(object):
 # Reading files (pure)
 # ---------------------------------------------------------------------------
 
+
 def normalize_sql(text):
     """Drop a leading BOM and turn CRLF / CR line endings into LF."""
     if text.startswith(BOM):
@@ -610,8 +617,9 @@ def checksum_of(sql):
 def quotes_hidden_sql(fragment, hidden):
     """Whether a fragment a message quotes is a token (or run of tokens) of the hidden SQL: not
     merely inside a longer word, so the table t of `(password text)` is still named."""
-    pattern = re.compile(('(?<![\\w$])' if re.match(r'[\w$]', fragment) else '') + re.escape(fragment)
-                         + ('(?![\\w$])' if re.search(r'[\w$]\Z', fragment) else ''))
+    pattern = re.compile(
+        ('(?<![\\w$])' if re.match(r'[\w$]', fragment) else '') + re.escape(fragment) + ('(?![\\w$])' if re.search(r'[\w$]\Z', fragment) else '')
+    )
     return any(pattern.search(part) for part in hidden)
 
 
@@ -622,13 +630,13 @@ def redact_quoted(text, hidden):
     found anywhere else in the text is hidden too, unless it is too short to tell (1-3 characters)."""
     quotes = [i for i, c in enumerate(text) if c == '"']
     if len(quotes) > 8:  # no message of the server quotes that much: hide from the first quote on
-        return text[:quotes[0]] + '"%s"' % REDACTED
+        return text[: quotes[0]] + '"%s"' % REDACTED
     out, pos, k = [], 0, 0
     while k < len(quotes) - 1:
         start = quotes[k]
         for m in range(len(quotes) - 1, k, -1):
             end = quotes[m]
-            if end > start + 1 and quotes_hidden_sql(text[start + 1:end], hidden):
+            if end > start + 1 and quotes_hidden_sql(text[start + 1 : end], hidden):
                 out += [text[pos:start], '"%s"' % REDACTED]
                 pos, k = end + 1, m + 1
                 break
@@ -660,8 +668,7 @@ def _skip_quoted(sql, i, quote, backslash_escapes):
     # A match that ends just before another quote took the first half of a doubled quote as the
     # end: the regex found it by backtracking because the literal is not terminated.
     if m is None or sql.startswith(quote, m.end()):
-        raise ValueError('unterminated %s starting at line %d' % (
-            'quoted identifier' if quote == '"' else 'string literal', _line_of(sql, i)))
+        raise ValueError('unterminated %s starting at line %d' % ('quoted identifier' if quote == '"' else 'string literal', _line_of(sql, i)))
     return m.end()
 
 
@@ -746,8 +753,7 @@ def _show_tokens(text, escapes):
                 continue
         body = SHOW_LITERAL_END[mode].match(text, quote_at + 1)
         end = body.end() if body else n
-        tokens.append(('ident' if mode == 'ident' else 'string', start, end, quote_at + 1,
-                       end - 1 if body else n, mode))
+        tokens.append(('ident' if mode == 'ident' else 'string', start, end, quote_at + 1, end - 1 if body else n, mode))
         i = end
     return tokens
 
@@ -771,8 +777,7 @@ def _decoded(text, token):
 def _in_role_statement(words):
     """CREATE/ALTER ROLE|USER|GROUP or an OPTIONS list among the words so far: there a password is
     whatever follows the word (a value left unquoted by mistake, which the server's error quotes)."""
-    return 'OPTIONS' in words or any(a in ('CREATE', 'ALTER') and b in ('ROLE', 'USER', 'GROUP')
-                                     for a, b in zip(words, words[1:]))
+    return 'OPTIONS' in words or any(a in ('CREATE', 'ALTER') and b in ('ROLE', 'USER', 'GROUP') for a, b in zip(words, words[1:]))
 
 
 def _secrets_in(text, escapes, depth):
@@ -807,9 +812,7 @@ def _secrets_in(text, escapes, depth):
                     while j < n and tokens[j][0] in ('string', 'dollar'):  # continued literals
                         spans.append(tokens[j][1:3])
                         i, j = j, after(j + 1)
-                elif value[0] == 'ident' or (
-                        value[0] in ('word', 'number') and _in_role_statement(words)
-                        and text[value[1]:value[2]].upper() != 'NULL'):
+                elif value[0] == 'ident' or (value[0] in ('word', 'number') and _in_role_statement(words) and text[value[1] : value[2]].upper() != 'NULL'):
                     spans.append(value[1:3])
                     i = j
                 elif value[0] == 'param' or (value[0] == 'other' and text[value[1]] in '%?'):
@@ -827,7 +830,7 @@ def _secrets_in(text, escapes, depth):
 
 def _secrets_in_literal(text, token, escapes, depth):
     """The spans of text that a literal's value holds secret: as SQL, as a connection string, a URI."""
-    raw = text[token[3]:token[4]].lower()
+    raw = text[token[3] : token[4]].lower()
     if 'password' not in raw.replace('\\', '') and '://' not in raw:
         return [], None
     value, at = _decoded(text, token)
@@ -843,6 +846,7 @@ def _secrets_in_literal(text, token, escapes, depth):
 
     def raw_at(k):
         return at[k] if k < len(at) else token[4]
+
     spans = [(raw_at(a), raw_at(b)) for a, b in inner if b > a]
     return spans, None if unwritten is None else raw_at(unwritten)
 
@@ -899,9 +903,9 @@ def redact_context(context):
         line = line.strip()
         first, last = line.find('"'), line.rfind('"')
         if 0 <= first < last:
-            quoted = line[first + 1:last]
+            quoted = line[first + 1 : last]
             hidden = _merged(secret_spans(quoted, False) + secret_spans(quoted, True))
-            line = line[:first + 1] + _hide(quoted, hidden) + line[last:]
+            line = line[: first + 1] + _hide(quoted, hidden) + line[last:]
         if line:
             lines.append(redact_secrets(line))
     return '; '.join(lines)
@@ -948,17 +952,16 @@ def split_statements(sql, standard_strings=True, transactional=True):
     std = standard_strings
     n = len(sql)
     i = 0
-    start = None           # offset of the first token of the current statement
-    words = []             # top-level keywords/identifiers of the current statement
-    routine = False        # CREATE [OR REPLACE] FUNCTION|PROCEDURE
+    start = None  # offset of the first token of the current statement
+    words = []  # top-level keywords/identifiers of the current statement
+    routine = False  # CREATE [OR REPLACE] FUNCTION|PROCEDURE
     paren_depth = begin_depth = 0
     line, line_pos = 1, 0  # line number at offset line_pos, advanced incrementally
-    all_words = False      # ALTER, COPY: needs_no_transaction and copy_stream look at every word
+    all_words = False  # ALTER, COPY: needs_no_transaction and copy_stream look at every word
     prev_word, prev_word_end = None, -1
 
     def meta_command(at):
-        return ValueError('psql meta-command at line %d (%s): only SQL is supported'
-                          % (_line_of(sql, at), sql[at:].split(None, 1)[0][:20]))
+        return ValueError('psql meta-command at line %d (%s): only SQL is supported' % (_line_of(sql, at), sql[at:].split(None, 1)[0][:20]))
 
     while i < n:
         if start is not None and (paren_depth or (len(words) >= 4 and not routine and not all_words)):
@@ -1020,11 +1023,13 @@ def split_statements(sql, standard_strings=True, transactional=True):
                     # psql reads the rest of the line as before and the server as after: only a
                     # comment may follow on it, so that both read the file alike.
                     line_end = sql.find('\n', i)
-                    rest = COMMENT_RE.sub('', sql[i:line_end if line_end >= 0 else n]).strip()
+                    rest = COMMENT_RE.sub('', sql[i : line_end if line_end >= 0 else n]).strip()
                     if rest and not rest.startswith('/*'):
-                        raise ValueError('line %d: more SQL follows SET standard_conforming_strings on the same line, '
-                                         'which psql reads with the old setting and the server with the new one; '
-                                         'put it on a line of its own' % line)
+                        raise ValueError(
+                            'line %d: more SQL follows SET standard_conforming_strings on the same line, '
+                            'which psql reads with the old setting and the server with the new one; '
+                            'put it on a line of its own' % line
+                        )
                     std = standard_strings if switched == 'DEFAULT' else switched
                 if copy_stream(statements[-1]) == 'FROM STDIN':
                     # psql reads the rows that follow, up to a line \. (pg_dump's format): not SQL
@@ -1035,7 +1040,7 @@ def split_statements(sql, standard_strings=True, transactional=True):
         elif c == "'":
             if prev_word_end == i and prev_word in ('E', 'e', 'B', 'b', 'X', 'x'):
                 escapes = prev_word in ('E', 'e')  # bit strings never take backslash escapes
-            elif i >= 2 and sql[i - 2:i] in ('U&', 'u&') and (i < 3 or not re.match(_IDENT_CONT, sql[i - 3])):
+            elif i >= 2 and sql[i - 2 : i] in ('U&', 'u&') and (i < 3 or not re.match(_IDENT_CONT, sql[i - 3])):
                 escapes = False
             else:
                 escapes = not std
@@ -1049,8 +1054,7 @@ def split_statements(sql, standard_strings=True, transactional=True):
                 continue
             close = sql.find(tag.group(), tag.end())
             if close < 0:
-                raise ValueError('unterminated dollar-quoted string %s starting at line %d'
-                                 % (tag.group(), _line_of(sql, i)))
+                raise ValueError('unterminated dollar-quoted string %s starting at line %d' % (tag.group(), _line_of(sql, i)))
             i = close + len(tag.group())
         elif c == '\\':
             raise meta_command(i)
@@ -1145,15 +1149,18 @@ def undoes_the_run(statement):
     lock (a concurrent run could then start) or its prepared history write."""
     w = list(statement.words[:3]) + ['', '']
     if w[0] == 'DISCARD' and w[1] == 'ALL':
-        return 'DISCARD ALL would release the run\'s migration lock, letting a concurrent run in, and drop ' \
-               'its prepared history write; remove it: every migration already starts from the run\'s ' \
-               'settings, without temporary tables'
+        return (
+            'DISCARD ALL would release the run\'s migration lock, letting a concurrent run in, and drop '
+            'its prepared history write; remove it: every migration already starts from the run\'s '
+            'settings, without temporary tables'
+        )
     if w[0] == 'DEALLOCATE' and (w[2] if w[1] == 'PREPARE' else w[1]) in ('ALL', RECORD_STATEMENT.upper()):
-        return 'DEALLOCATE would drop the module\'s prepared history write; deallocate the file\'s own ' \
-               'prepared statements by name'
+        return 'DEALLOCATE would drop the module\'s prepared history write; deallocate the file\'s own prepared statements by name'
     if UNLOCK_ALL in statement.text.lower():
-        return '%s() would release the run\'s migration lock, letting a concurrent run in; release the ' \
-               'file\'s own advisory locks with pg_advisory_unlock(key)' % UNLOCK_ALL
+        return (
+            '%s() would release the run\'s migration lock, letting a concurrent run in; release the '
+            'file\'s own advisory locks with pg_advisory_unlock(key)' % UNLOCK_ALL
+        )
     return None
 
 
@@ -1192,9 +1199,8 @@ def read_migration(filename, raw, max_size):
     try:
         text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
-        line = raw[:e.start].replace(b'\r\n', b'\n').replace(b'\r', b'\n').count(b'\n') + 1
-        raise MigrationError(['%s: not valid UTF-8 (byte 0x%02x at line %d); save the file as UTF-8'
-                              % (filename, raw[e.start], line)])
+        line = raw[: e.start].replace(b'\r\n', b'\n').replace(b'\r', b'\n').count(b'\n') + 1
+        raise MigrationError(['%s: not valid UTF-8 (byte 0x%02x at line %d); save the file as UTF-8' % (filename, raw[e.start], line)])
     sql = normalize_sql(text)
     if '\x00' in sql:
         raise MigrationError(['%s: contains a NUL byte; save the file as UTF-8 text' % filename])
@@ -1216,34 +1222,41 @@ def analyze_migration(mig, standard_strings=True):
     for st in mig.statements:
         control = transaction_control(st)
         if control:
-            problems.append('%s line %d: top-level %s. The module runs each migration in its own '
-                            'transaction; remove the transaction control statements'
-                            % (mig.filename, st.line, control))
+            problems.append(
+                '%s line %d: top-level %s. The module runs each migration in its own '
+                'transaction; remove the transaction control statements' % (mig.filename, st.line, control)
+            )
         undone = undoes_the_run(st)
         if undone:
             problems.append('%s line %d: %s' % (mig.filename, st.line, undone))
         stream = copy_stream(st)
         if stream:
-            problems.append('%s line %d: COPY ... %s streams rows through the client, which only psql '
-                            'does (inline data, \\copy); write the rows as INSERT ... VALUES, or COPY %s a '
-                            'file on the database server' % (mig.filename, st.line, stream,
-                                                             'from' if stream == 'FROM STDIN' else 'to'))
+            problems.append(
+                '%s line %d: COPY ... %s streams rows through the client, which only psql '
+                'does (inline data, \\copy); write the rows as INSERT ... VALUES, or COPY %s a '
+                'file on the database server' % (mig.filename, st.line, stream, 'from' if stream == 'FROM STDIN' else 'to')
+            )
         encoding = encoding_switch(st)
         if encoding and not mig.sql.isascii():  # with ASCII only, the switch changes nothing
-            problems.append('%s line %d: SET client_encoding to %s in a file with non-ASCII characters, which '
-                            'the server would then read as %s and store wrongly. The module reads every file as '
-                            'UTF-8 and sends it as UTF-8, and the server converts it to the database\'s encoding: '
-                            'remove the statement' % (mig.filename, st.line, encoding, encoding))
+            problems.append(
+                '%s line %d: SET client_encoding to %s in a file with non-ASCII characters, which '
+                'the server would then read as %s and store wrongly. The module reads every file as '
+                'UTF-8 and sends it as UTF-8, and the server converts it to the database\'s encoding: '
+                'remove the statement' % (mig.filename, st.line, encoding, encoding)
+            )
         if standard_strings_change(st):
-            problems.append('%s line %d: changes standard_conforming_strings other than by SET or RESET, so the '
-                            'module cannot tell how psql and the server read the lines after it; use SET '
-                            'standard_conforming_strings on a line of its own' % (mig.filename, st.line))
+            problems.append(
+                '%s line %d: changes standard_conforming_strings other than by SET or RESET, so the '
+                'module cannot tell how psql and the server read the lines after it; use SET '
+                'standard_conforming_strings on a line of its own' % (mig.filename, st.line)
+            )
         reason = needs_no_transaction(st)
         if reason and mig.transactional:
-            problems.append('%s line %d: %s cannot run inside a transaction block; if that is intended, '
-                            'add the line "-- postgresql_migrate: no-transaction" to the file '
-                            '(its statements then run one by one, without rollback on failure)'
-                            % (mig.filename, st.line, reason))
+            problems.append(
+                '%s line %d: %s cannot run inside a transaction block; if that is intended, '
+                'add the line "-- postgresql_migrate: no-transaction" to the file '
+                '(its statements then run one by one, without rollback on failure)' % (mig.filename, st.line, reason)
+            )
     return problems
 
 
@@ -1272,8 +1285,12 @@ def list_entries(path):
     except OSError as e:  # EACCES on it or on a parent directory; ELOOP
         if e.errno == errno.ELOOP:
             raise MigrationError(['%s is a symbolic link that loops: %s' % (path, PATH_HINT)])
-        raise MigrationError(['%s cannot be listed as %s (%s); give that user read and search permission on it '
-                              'and search permission on its parent directories' % (path, os_user(), e.strerror or e)])
+        raise MigrationError(
+            [
+                '%s cannot be listed as %s (%s); give that user read and search permission on it '
+                'and search permission on its parent directories' % (path, os_user(), e.strerror or e)
+            ]
+        )
 
 
 def shown_name(name):
@@ -1352,8 +1369,7 @@ def discover_migrations(path, max_size):
         else:  # the type the listing gave: no system call for each of a thousand files
             is_dir, is_file = entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)
         if is_dir:
-            problems.append('%s: a directory, not a file; migrations are NNN_description.sql files directly in '
-                            'path: rename it or move it out' % filename)
+            problems.append('%s: a directory, not a file; migrations are NNN_description.sql files directly in path: rename it or move it out' % filename)
             continue
         if not is_file:  # a FIFO or a device: reading would hang
             problems.append('%s: not a regular file' % filename)
@@ -1431,29 +1447,29 @@ def describe_path(path):
             other_dirs.append(name)
     found, todo = [], []
     if foreign:
-        found.append('%d subfolder%s with an up.sql (%s), the layout of diesel and similar tools'
-                     % (len(foreign), '' if len(foreign) == 1 else 's', _names(foreign)))
+        found.append(
+            '%d subfolder%s with an up.sql (%s), the layout of diesel and similar tools' % (len(foreign), '' if len(foreign) == 1 else 's', _names(foreign))
+        )
         example = LEADING_STAMP_RE.sub('', foreign[0].split('/')[0]).strip('_-.') or 'name'
-        todo.append('this tool applies NNN_description.sql files placed directly in path, each in one '
-                    'transaction: copy each up.sql there under such a name, in the order they ran (for '
-                    'example %s/%s -> 001_%s.sql)' % (foreign[0].split('/')[0], foreign[0].split('/')[1],
-                                                      re.sub(r'[^A-Za-z0-9_-]', '_', example)))
+        todo.append(
+            'this tool applies NNN_description.sql files placed directly in path, each in one '
+            'transaction: copy each up.sql there under such a name, in the order they ran (for '
+            'example %s/%s -> 001_%s.sql)' % (foreign[0].split('/')[0], foreign[0].split('/')[1], re.sub(r'[^A-Za-z0-9_-]', '_', example))
+        )
     if nested:
-        found.append('subfolder%s holding NNN_description.sql files: %s'
-                     % ('' if len(nested) == 1 else 's', _names(nested)))
-        todo.append('point path at the subfolder that holds them (for example %s)'
-                    % os.path.join(path, nested[0]))
+        found.append('subfolder%s holding NNN_description.sql files: %s' % ('' if len(nested) == 1 else 's', _names(nested)))
+        todo.append('point path at the subfolder that holds them (for example %s)' % os.path.join(path, nested[0]))
     if other_dirs:
         found.append('other subfolders: %s' % _names(other_dirs))
     if other_files:
         found.append('other files: %s' % _names(other_files))
     if not todo:
         todo.append(PATH_HINT)
-    return ('%s holds no migration file (NNN_description.sql, directly in it): %s. Nothing was applied; %s. '
-            'If a directory without migrations is expected here, set allow_empty: true'
-            % (path, '; '.join(found) if found else 'it is empty' + (' but for hidden entries'
-                                                                      if _has_hidden(path) else ''),
-               '; '.join(todo)))
+    return (
+        '%s holds no migration file (NNN_description.sql, directly in it): %s. Nothing was applied; %s. '
+        'If a directory without migrations is expected here, set allow_empty: true'
+        % (path, '; '.join(found) if found else 'it is empty' + (' but for hidden entries' if _has_hidden(path) else ''), '; '.join(todo))
+    )
 
 
 def _has_hidden(path):
@@ -1480,13 +1496,24 @@ def version_number(text):
 
 
 def new_entry(mig):
-    return dict(version=mig.version, name=mig.name, file=mig.filename, checksum=mig.checksum,
-                transactional=mig.transactional, status='pending', changed=False, duration_ms=None,
-                applied_at=None, adopted=False, checksum_accepted=False, drift=False, message='')
+    return dict(
+        version=mig.version,
+        name=mig.name,
+        file=mig.filename,
+        checksum=mig.checksum,
+        transactional=mig.transactional,
+        status='pending',
+        changed=False,
+        duration_ms=None,
+        applied_at=None,
+        adopted=False,
+        checksum_accepted=False,
+        drift=False,
+        message='',
+    )
 
 
-def plan_migrations(migrations, history, incomplete, target_version=None, allow_out_of_order=False,
-                    accept_checksums=(), retry_incomplete=()):
+def plan_migrations(migrations, history, incomplete, target_version=None, allow_out_of_order=False, accept_checksums=(), retry_incomplete=()):
     """Decide what to do with each migration; never touches the database.
 
     history: {number: {'version', 'name', 'checksum', 'applied_at'}} of recorded versions.
@@ -1501,8 +1528,9 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
     if target_version not in (None, ''):
         target = version_number(target_version)
         if target is None or target not in numbers:
-            problems.append('target_version %s does not match any migration file (versions: %s)'
-                            % (target_version, ', '.join(m.version for m in migrations) or 'none'))
+            problems.append(
+                'target_version %s does not match any migration file (versions: %s)' % (target_version, ', '.join(m.version for m in migrations) or 'none')
+            )
     for label, values in (('accept_checksums', accept_checksums), ('retry_incomplete', retry_incomplete)):
         problems.extend(bad_versions(label, values))
     highest_recorded = max(history) if history else None
@@ -1515,15 +1543,22 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
         if mig.number in incomplete and mig.number not in retry:
             info = incomplete[mig.number]
             entry['message'] = 'left incomplete by an earlier run (started %s%s)' % (
-                info.get('started_at'), ', error: %s' % info['error'] if info.get('error') else '')
+                info.get('started_at'),
+                ', error: %s' % info['error'] if info.get('error') else '',
+            )
             problems.append(
                 '%s is a no-transaction migration that an earlier run left incomplete (started %s by %s%s). '
                 'Some of its statements may have run. Inspect the database (for an interrupted CREATE INDEX '
                 'CONCURRENTLY: SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop the '
                 'invalid index), then rerun with retry_incomplete: ["%s"]'
-                % (mig.filename, info.get('started_at'), info.get('started_by') or 'unknown',
-                   ', error: %s' % info['error'] if info.get('error') else ', the run was interrupted',
-                   mig.version))
+                % (
+                    mig.filename,
+                    info.get('started_at'),
+                    info.get('started_by') or 'unknown',
+                    ', error: %s' % info['error'] if info.get('error') else ', the run was interrupted',
+                    mig.version,
+                )
+            )
             continue
         row = None if mig.number in incomplete else history.get(mig.number)  # retried: runs again
         if row is not None:
@@ -1547,37 +1582,38 @@ def plan_migrations(migrations, history, incomplete, target_version=None, allow_
             continue
         if highest_recorded is not None and mig.number < highest_recorded and not allow_out_of_order:
             entry['message'] = 'out of order: lower than the highest applied version'
-            problems.append('%s is pending but version %s is already applied: applying it out of order could '
-                            'run it against a newer schema than it was written for. Renumber it above %s, or '
-                            'set allow_out_of_order: true if it is safe'
-                            % (mig.filename, history[highest_recorded]['version'], history[highest_recorded]['version']))
+            problems.append(
+                '%s is pending but version %s is already applied: applying it out of order could '
+                'run it against a newer schema than it was written for. Renumber it above %s, or '
+                'set allow_out_of_order: true if it is safe' % (mig.filename, history[highest_recorded]['version'], history[highest_recorded]['version'])
+            )
             continue
         to_apply.append(mig)
 
     drifted = [e for e in entries if e['drift']]
     if drifted:
-        problems.append('applied migrations changed on disk: %s. An applied migration is never run again: '
-                        'restore the file as it was applied and put the change in a new migration, or, if '
-                        'the edit is deliberate and harmless, rerun with accept_checksums: [%s]'
-                        % (', '.join(e['file'] for e in drifted),
-                           ', '.join('"%s"' % e['version'] for e in drifted)))
-    for label, wanted, used in (('accept_checksums', accept, set(m.number for m in accepted)),
-                                ('retry_incomplete', retry, set(n for n in incomplete))):
+        problems.append(
+            'applied migrations changed on disk: %s. An applied migration is never run again: '
+            'restore the file as it was applied and put the change in a new migration, or, if '
+            'the edit is deliberate and harmless, rerun with accept_checksums: [%s]'
+            % (', '.join(e['file'] for e in drifted), ', '.join('"%s"' % e['version'] for e in drifted))
+        )
+    for label, wanted, used in (('accept_checksums', accept, set(m.number for m in accepted)), ('retry_incomplete', retry, set(n for n in incomplete))):
         unused = sorted(n for n in wanted if n is not None and n not in used)
         if unused:
-            warnings.append('%s lists %s, which %s' % (
-                label, ', '.join(str(n) for n in unused),
-                'did not change' if label == 'accept_checksums' else 'is not incomplete'))
+            warnings.append(
+                '%s lists %s, which %s' % (label, ', '.join(str(n) for n in unused), 'did not change' if label == 'accept_checksums' else 'is not incomplete')
+            )
     if target is not None and highest_recorded is not None and target < highest_recorded:
-        warnings.append('target_version %s is below the highest applied version %s; migrations are never '
-                        'rolled back' % (target_version, history[highest_recorded]['version']))
+        warnings.append(
+            'target_version %s is below the highest applied version %s; migrations are never '
+            'rolled back' % (target_version, history[highest_recorded]['version'])
+        )
 
     missing = [history[n]['version'] for n in sorted(history) if n not in numbers]
     if missing:
-        warnings.append('versions recorded in the history table have no file in the migrations directory: %s'
-                        % ', '.join(missing))
-    return dict(entries=entries, to_apply=to_apply, adopt=adopt, accept=accepted, missing=missing,
-                problems=problems, warnings=warnings)
+        warnings.append('versions recorded in the history table have no file in the migrations directory: %s' % ', '.join(missing))
+    return dict(entries=entries, to_apply=to_apply, adopt=adopt, accept=accepted, missing=missing, problems=problems, warnings=warnings)
 
 
 def versions_too_wide(migrations, width):
@@ -1585,9 +1621,11 @@ def versions_too_wide(migrations, width):
     too_wide = [m.version for m in migrations if width is not None and len(m.version) > width]
     if not too_wide:
         return []
-    return ['versions %s have more than the %d characters the history table\'s version column holds; widen '
-            'it in a migration of its own (ALTER TABLE ... ALTER COLUMN version TYPE varchar(50)) or keep '
-            'version numbers short' % (', '.join(too_wide), width)]
+    return [
+        'versions %s have more than the %d characters the history table\'s version column holds; widen '
+        'it in a migration of its own (ALTER TABLE ... ALTER COLUMN version TYPE varchar(50)) or keep '
+        'version numbers short' % (', '.join(too_wide), width)
+    ]
 
 
 def error_line(statement, position):
@@ -1622,7 +1660,8 @@ def invalid_indexes_before_retry(db, migrations):
                     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE NOT i.indisvalid AND c.relkind = 'i' AND c.relname = %s AND c.relnamespace = "
                     "(SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = to_regclass(%s))",
-                    (target['index'], regclass_text(target['table'])))
+                    (target['index'], regclass_text(target['table'])),
+                )
             except SqlFailure:
                 continue  # a name the server cannot resolve: the statement will say so
             if name:
@@ -1630,14 +1669,15 @@ def invalid_indexes_before_retry(db, migrations):
                     '%s line %d: index %s is invalid, left by an earlier failed build; the retry would keep it '
                     '(IF NOT EXISTS) or fail on it, and an invalid index enforces nothing. Drop it with DROP INDEX '
                     'CONCURRENTLY %s; and fix what made the build fail (for a unique index, the duplicate rows), '
-                    'then rerun with retry_incomplete: ["%s"]' % (mig.filename, statement.line, name, name, mig.version))
+                    'then rerun with retry_incomplete: ["%s"]' % (mig.filename, statement.line, name, name, mig.version)
+                )
     return problems
 
 
 def default_lock_key(table):
     """Stable 63-bit advisory lock key for a history table."""
     if table.startswith('public.'):  # the same table, so the same lock
-        table = table[len('public.'):]
+        table = table[len('public.') :]
     digest = hashlib.sha256(('postgresql_migrate:' + table).encode('utf-8')).digest()
     return int.from_bytes(digest[:8], 'big') & 0x7FFFFFFFFFFFFFFF
 
@@ -1658,16 +1698,21 @@ def build_diff(entries, migrations_by_file, check_mode):
     diffs = []
     for e in entries:
         if e['status'] in ('applied', 'would_apply'):
-            diffs.append(dict(
-                before_header='%s (not applied)' % e['file'],
-                after_header='%s (%s)' % (e['file'], 'would apply' if check_mode else 'applied'),
-                before='', after=redact_file(migrations_by_file[e['file']])))
+            diffs.append(
+                dict(
+                    before_header='%s (not applied)' % e['file'],
+                    after_header='%s (%s)' % (e['file'], 'would apply' if check_mode else 'applied'),
+                    before='',
+                    after=redact_file(migrations_by_file[e['file']]),
+                )
+            )
     return diffs
 
 
 # ---------------------------------------------------------------------------
 # Database (thin wrappers over a psycopg2 / psycopg 3 cursor)
 # ---------------------------------------------------------------------------
+
 
 class SqlFailure(Exception):
     """A database error with what a person needs to act on it."""
@@ -1682,8 +1727,7 @@ class SqlFailure(Exception):
         self.hint = getattr(diag, 'message_hint', None)
         hidden = secret_parts(query) if isinstance(query, str) else None
         if hidden:
-            self.message, self.detail, self.hint = [
-                redact_quoted(text, hidden) if text else text for text in (self.message, self.detail, self.hint)]
+            self.message, self.detail, self.hint = [redact_quoted(text, hidden) if text else text for text in (self.message, self.detail, self.hint)]
         context = getattr(diag, 'context', None)
         # A PL/pgSQL error's context quotes the statement, which may set a password.
         self.context = redact_context(context) if context else None
@@ -1759,18 +1803,24 @@ def qualified_table(db, table_sql):
     """
     if '"."' in table_sql:  # pg_quote_identifier's form of schema.table
         return table_sql
-    return db.value("SELECT coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
-                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)), "
-                    "quote_ident(current_schema()) || '.' || %s, %s) AS v", (table_sql, table_sql, table_sql))
+    return db.value(
+        "SELECT coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)), "
+        "quote_ident(current_schema()) || '.' || %s, %s) AS v",
+        (table_sql, table_sql, table_sql),
+    )
 
 
 def table_columns(db, table_sql):
     """{column: how many characters it holds (varchar(n), char(n)) or None} of the table, or None
     when it does not exist; one query."""
-    rows = db.rows("SELECT t.oid IS NOT NULL AS found, a.attname, CASE WHEN a.atttypid IN "
-                   "('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS width "
-                   "FROM (SELECT to_regclass(%s) AS oid) t LEFT JOIN pg_catalog.pg_attribute a "
-                   "ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,))
+    rows = db.rows(
+        "SELECT t.oid IS NOT NULL AS found, a.attname, CASE WHEN a.atttypid IN "
+        "('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS width "
+        "FROM (SELECT to_regclass(%s) AS oid) t LEFT JOIN pg_catalog.pg_attribute a "
+        "ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped",
+        (table_sql,),
+    )
     if not rows[0]['found']:
         return None
     return dict((r['attname'], r['width']) for r in rows if r['attname'] is not None)
@@ -1786,14 +1836,12 @@ def read_history(db, table_sql):
     checksum = 'checksum' if 'checksum' in columns else 'NULL'
     applied_at = 'applied_at::text' if 'applied_at' in columns else 'NULL'
     history, bad = {}, []
-    for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s'
-                     % (checksum, applied_at, table_sql)):
+    for r in db.rows('SELECT version::text AS version, name, %s AS checksum, %s AS applied_at FROM %s' % (checksum, applied_at, table_sql)):
         number = version_number(r['version'])
         if number is None:
             bad.append(r)
             continue
-        history[number] = dict(version=r['version'].strip(WHITESPACE), name=r['name'], checksum=r['checksum'],
-                               applied_at=r['applied_at'])
+        history[number] = dict(version=r['version'].strip(WHITESPACE), name=r['name'], checksum=r['checksum'], applied_at=r['applied_at'])
     if bad:
         raise TaskFailure(bad_history_rows(table_sql, bad))
     return history, columns
@@ -1817,10 +1865,14 @@ FOREIGN_HISTORY_TABLES = (
 
 def table_column_types(db, table_sql):
     """[(column, type)] of an existing table, in column order."""
-    return [(r['attname'], r['type']) for r in db.rows(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_catalog.pg_attribute a "
-        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        (table_sql,))]
+    return [
+        (r['attname'], r['type'])
+        for r in db.rows(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_catalog.pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (table_sql,),
+        )
+    ]
 
 
 def foreign_history_table(table_sql, column_types):
@@ -1831,25 +1883,40 @@ def foreign_history_table(table_sql, column_types):
     tool = next((label for wanted, label in FOREIGN_HISTORY_TABLES if wanted <= names), None)
     if tool is None and names == {'version'}:
         tool = 'Rails\' or dbmate\'s'  # both keep a lone version column in schema_migrations
-    return ('the history table %s exists but is not one this tool can use: its columns are %s, without %s. '
-            '%s. Nothing was applied. Give this tool a history table of its own with the table option (the '
-            'role variable db_deploy_table), for example table: st44_schema_migrations; or, if the table is not '
-            'needed where it is, rename or move it (ALTER TABLE %s RENAME TO ..., or SET SCHEMA ...)'
-            % (table_sql, ', '.join('%s %s' % ct for ct in column_types) or 'none',
-               ' or '.join(lacking),
-               'It looks like %s history table, which this tool must not write to' % tool if tool
-               else 'Another tool probably keeps it', table_sql))
+    return (
+        'the history table %s exists but is not one this tool can use: its columns are %s, without %s. '
+        '%s. Nothing was applied. Give this tool a history table of its own with the table option (the '
+        'role variable db_deploy_table), for example table: st44_schema_migrations; or, if the table is not '
+        'needed where it is, rename or move it (ALTER TABLE %s RENAME TO ..., or SET SCHEMA ...)'
+        % (
+            table_sql,
+            ', '.join('%s %s' % ct for ct in column_types) or 'none',
+            ' or '.join(lacking),
+            'It looks like %s history table, which this tool must not write to' % tool if tool else 'Another tool probably keeps it',
+            table_sql,
+        )
+    )
 
 
 def bad_history_rows(table_sql, rows):
     """The message for history rows whose version is not a version: the module cannot tell which
     file they record, so it cannot tell what is applied."""
     listed = ', '.join('version %r (name %r)' % (r['version'], r['name']) for r in rows[:10])
-    return ('nothing was applied: the history table %s holds %d row%s whose version is not digits 0-9: %s%s. '
-            'The module cannot tell which migration %s; %s. Correct the version to the digits of its file, '
-            'or delete the row if it records nothing (DELETE FROM %s WHERE version = \'...\'), then rerun'
-            % (table_sql, len(rows), '' if len(rows) == 1 else 's', listed, ' and more' if len(rows) > 10 else '',
-               'it records' if len(rows) == 1 else 'they record', VERSION_RULE, table_sql))
+    return (
+        'nothing was applied: the history table %s holds %d row%s whose version is not digits 0-9: %s%s. '
+        'The module cannot tell which migration %s; %s. Correct the version to the digits of its file, '
+        'or delete the row if it records nothing (DELETE FROM %s WHERE version = \'...\'), then rerun'
+        % (
+            table_sql,
+            len(rows),
+            '' if len(rows) == 1 else 's',
+            listed,
+            ' and more' if len(rows) > 10 else '',
+            'it records' if len(rows) == 1 else 'they record',
+            VERSION_RULE,
+            table_sql,
+        )
+    )
 
 
 def read_incomplete(db, table_sql):
@@ -1859,16 +1926,17 @@ def read_incomplete(db, table_sql):
     for r in db.rows('SELECT version, started_at::text AS started_at, started_by, error FROM %s' % table_sql):
         number = version_number(r['version'])
         if number is not None:
-            result[number] = dict(version=r['version'], started_at=r['started_at'],
-                                  started_by=r['started_by'], error=r['error'])
+            result[number] = dict(version=r['version'], started_at=r['started_at'], started_by=r['started_by'], error=r['error'])
     return result
 
 
 def ensure_history_table(db, table_sql, columns):
     """Create the history table if no migration did, and add our columns when missing."""
     if columns is None:
-        db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
-               'applied_at timestamptz NOT NULL DEFAULT now())' % table_sql)
+        db.run(
+            'CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
+            'applied_at timestamptz NOT NULL DEFAULT now())' % table_sql
+        )
         columns = dict(version=50, name=255, applied_at=None)
     missing = [(c, t) for c, t in HISTORY_EXTRA_COLUMNS if c not in columns]
     if missing:
@@ -1889,12 +1957,13 @@ def prepare_record_version(db, table_sql):
     The file may have inserted a bare row itself, so it updates the row when present and inserts
     one otherwise; no unique constraint is needed (the advisory lock keeps other runs out).
     """
-    db.run('PREPARE {p} (text, text, text, text, integer) AS '
-           'WITH updated AS (UPDATE {t} SET name = $2, applied_at = now(), checksum = $3, applied_by = $4, '
-           'execution_ms = $5 WHERE version = $1 RETURNING 1) '
-           'INSERT INTO {t} (version, name, applied_at, checksum, applied_by, execution_ms) '
-           'SELECT $1, $2, now(), $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM updated)'
-           .format(p=RECORD_STATEMENT, t=table_sql))
+    db.run(
+        'PREPARE {p} (text, text, text, text, integer) AS '
+        'WITH updated AS (UPDATE {t} SET name = $2, applied_at = now(), checksum = $3, applied_by = $4, '
+        'execution_ms = $5 WHERE version = $1 RETURNING 1) '
+        'INSERT INTO {t} (version, name, applied_at, checksum, applied_by, execution_ms) '
+        'SELECT $1, $2, now(), $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM updated)'.format(p=RECORD_STATEMENT, t=table_sql)
+    )
 
 
 def with_params(prefix, query):
@@ -1904,8 +1973,10 @@ def with_params(prefix, query):
 
 def record_version_and_commit(db, mig, applied_by, execution_ms, prefix=''):
     """Write the history row and commit, in one round trip; prefix goes first (SET LOCAL ROLE)."""
-    db.run(with_params(prefix, 'EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT)),
-           (mig.version, mig.name, mig.checksum, applied_by, execution_ms))
+    db.run(
+        with_params(prefix, 'EXECUTE {p} (%s, %s, %s, %s, %s); COMMIT'.format(p=RECORD_STATEMENT)),
+        (mig.version, mig.name, mig.checksum, applied_by, execution_ms),
+    )
 
 
 def acquire_lock(db, key, wait_seconds):
@@ -1915,8 +1986,7 @@ def acquire_lock(db, key, wait_seconds):
             return None
         return describe_lock_holder(db, key)
     # statement_timeout off: one set for the database or the role must not cut the wait short.
-    db.run("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', '0', false)",
-           ('%dms' % max(1, int(wait_seconds * 1000)),))
+    db.run("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', '0', false)", ('%dms' % max(1, int(wait_seconds * 1000)),))
     try:
         db.run('SELECT pg_advisory_lock(%s)', (key,))
         return None
@@ -1934,13 +2004,19 @@ def describe_lock_holder(db, key):
         "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
         "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
         "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
-        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+    )
     if not rows:
         return 'a session that has released it since (run again)'
     r = rows[0]
     return 'pid %s, user %s, application "%s", client %s, connected since %s, state %s' % (
-        r['pid'], r['usename'], r['application_name'], r['client_addr'] or 'local socket',
-        r['backend_start'], r['state'])
+        r['pid'],
+        r['usename'],
+        r['application_name'],
+        r['client_addr'] or 'local socket',
+        r['backend_start'],
+        r['state'],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -2006,45 +2082,45 @@ def index_targets(statement):
     keys = [t[2] for t in tokens]  # upper-cased words, None for other tokens
     i = 1
     if keys[0] == 'CREATE':
-        if keys[i:i + 1] == ['UNIQUE']:
+        if keys[i : i + 1] == ['UNIQUE']:
             i += 1
-        if keys[i:i + 1] != ['INDEX']:
+        if keys[i : i + 1] != ['INDEX']:
             return None
         i += 1
-        if keys[i:i + 1] == ['CONCURRENTLY']:
+        if keys[i : i + 1] == ['CONCURRENTLY']:
             i += 1
-        if keys[i:i + 3] == ['IF', 'NOT', 'EXISTS']:
+        if keys[i : i + 3] == ['IF', 'NOT', 'EXISTS']:
             i += 3
         name = None
-        if keys[i:i + 1] != ['ON'] and i < len(tokens) and tokens[i][0] in ('word', 'ident'):
+        if keys[i : i + 1] != ['ON'] and i < len(tokens) and tokens[i][0] in ('word', 'ident'):
             name, i = tokens[i][1], i + 1
-        if keys[i:i + 1] != ['ON']:
+        if keys[i : i + 1] != ['ON']:
             return None
         i += 1
-        if keys[i:i + 1] == ['ONLY']:
+        if keys[i : i + 1] == ['ONLY']:
             i += 1
         table, i = _qualified_name(tokens, i)
         return dict(kind='create', index=name, table=table) if table else None
     if keys[0] == 'REINDEX':
         if 'CONCURRENTLY' not in words[:4]:
             return None  # a plain REINDEX runs as one transaction: it leaves nothing invalid
-        if keys[i:i + 1] == [None] and tokens[i][1] == '(':
+        if keys[i : i + 1] == [None] and tokens[i][1] == '(':
             while i < len(tokens) and tokens[i][:2] != ('char', ')'):
                 i += 1
             i += 1
         if i >= len(keys) or keys[i] not in ('INDEX', 'TABLE', 'SCHEMA', 'DATABASE', 'SYSTEM'):
             return None
         what, i = keys[i], i + 1
-        if keys[i:i + 1] == ['CONCURRENTLY']:
+        if keys[i : i + 1] == ['CONCURRENTLY']:
             i += 1
         name, i = _qualified_name(tokens, i)
         return dict(kind='reindex', what=what, name=name)
-    if keys[0] == 'ALTER' and keys[i:i + 1] == ['INDEX']:
+    if keys[0] == 'ALTER' and keys[i : i + 1] == ['INDEX']:
         i += 1
-        if keys[i:i + 2] == ['IF', 'EXISTS']:
+        if keys[i : i + 2] == ['IF', 'EXISTS']:
             i += 2
         name, i = _qualified_name(tokens, i)
-        if name and keys[i:i + 2] == ['ATTACH', 'PARTITION']:
+        if name and keys[i : i + 2] == ['ATTACH', 'PARTITION']:
             return dict(kind='attach', index=name)
     return None
 
@@ -2060,11 +2136,11 @@ CC_LEFTOVER_RE = '_cc(new|old)[0-9]*$'
 # Applying
 # ---------------------------------------------------------------------------
 
+
 class ApplyFailure(Exception):
     """A migration that failed: which statement, the server's error, how many attempts."""
 
-    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None,
-                 hint=None):
+    def __init__(self, mig, statement, failure, during_commit=False, during=None, note=None, progress=None, hint=None):
         self.mig = mig
         self.hint = hint  # what to do, when the module knows better than "fix the file"
         self.statement = statement
@@ -2080,20 +2156,23 @@ class ApplyFailure(Exception):
         super(ApplyFailure, self).__init__(failure.message)
 
     def details(self):
-        return dict(version=self.mig.version, file=self.mig.filename,
-                    line=error_line(self.statement, self.failure.position) if self.statement else None,
-                    sqlstate=self.failure.sqlstate, message=self.failure.message,
-                    detail=self.failure.detail, hint=self.failure.hint,
-                    statement=(redact_secrets(self.statement.text, self.statement.escapes)
-                               if self.statement else None),
-                    attempts=self.attempts)
+        return dict(
+            version=self.mig.version,
+            file=self.mig.filename,
+            line=error_line(self.statement, self.failure.position) if self.statement else None,
+            sqlstate=self.failure.sqlstate,
+            message=self.failure.message,
+            detail=self.failure.detail,
+            hint=self.failure.hint,
+            statement=(redact_secrets(self.statement.text, self.statement.escapes) if self.statement else None),
+            attempts=self.attempts,
+        )
 
 
 class Runner(object):
     """Applies planned migrations over one connection, holding the advisory lock."""
 
-    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, own_sql,
-                 concurrent_lock_timeout, sleep=time.sleep, retried=()):
+    def __init__(self, db, table_sql, marker_sql, columns, applied_by, lock_retries, setup_sql, own_sql, concurrent_lock_timeout, sleep=time.sleep, retried=()):
         self.db = db
         self.retried = set(retried)  # numbers of the no-transaction versions run again (retry_incomplete)
         # Before each migration: the run's session settings again (session_setup_sql).
@@ -2122,9 +2201,11 @@ class Runner(object):
         try:
             self._ensure_history()
             for mig in migrations:
-                self.db.run('UPDATE %s SET checksum = %%s WHERE version::text = %%s OR '
-                            "(version::text ~ '^[0-9]+$' AND version::text::numeric = %%s)" % self.table_sql,
-                            (mig.checksum, mig.version, mig.number))
+                self.db.run(
+                    'UPDATE %s SET checksum = %%s WHERE version::text = %%s OR '
+                    "(version::text ~ '^[0-9]+$' AND version::text::numeric = %%s)" % self.table_sql,
+                    (mig.checksum, mig.version, mig.number),
+                )
             self.db.run('COMMIT')
         except SqlFailure:
             self._forget_session_state()
@@ -2220,15 +2301,18 @@ class Runner(object):
         marker = self.marker_sql
         try:
             self.db.run(self.setup_sql)
-            self.db.run('CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
-                        'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
-                        'statement integer, error text)' % marker)
+            self.db.run(
+                'CREATE TABLE IF NOT EXISTS %s (version varchar(50) PRIMARY KEY, name varchar(255) NOT NULL, '
+                'checksum text, started_at timestamptz NOT NULL DEFAULT now(), started_by text, '
+                'statement integer, error text)' % marker
+            )
             self.db.run('DELETE FROM %s WHERE version = %%s' % marker, (mig.version,))
-            self.db.run('INSERT INTO %s (version, name, checksum, started_by) VALUES (%%s, %%s, %%s, %%s)' % marker,
-                        (mig.version, mig.name, mig.checksum, self.applied_by))
+            self.db.run(
+                'INSERT INTO %s (version, name, checksum, started_by) VALUES (%%s, %%s, %%s, %%s)' % marker,
+                (mig.version, mig.name, mig.checksum, self.applied_by),
+            )
         except SqlFailure as e:
-            raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker,
-                               progress=NOTHING_RAN)
+            raise ApplyFailure(mig, None, e, during='creating its progress row in %s' % marker, progress=NOTHING_RAN)
         retried = mig.number in self.retried
         watched = []  # (scope, oid, statement): the indexes the file's statements build or rely on
         for index, statement in enumerate(mig.statements, 1):
@@ -2237,8 +2321,7 @@ class Runner(object):
                 self._mark('statement = %s', index, mig.version)
             except SqlFailure as e:
                 self.db.rollback_quietly()
-                raise ApplyFailure(mig, None, e, during='recording in %s that line %d starts'
-                                   % (marker, statement.line), progress=progress)
+                raise ApplyFailure(mig, None, e, during='recording in %s that line %d starts' % (marker, statement.line), progress=progress)
             try:
                 self._run_outside_transaction(statement)
             except SqlFailure as e:
@@ -2260,9 +2343,9 @@ class Runner(object):
             record_version_and_commit(self.db, mig, self.applied_by, elapsed, self.own_sql)
         except SqlFailure as e:
             self._forget_session_state()
-            raise ApplyFailure(mig, None, e, during_commit=e.connection_lost,
-                               during='recording it in the history table %s' % self.table_sql,
-                               progress=NOT_RECORDED)
+            raise ApplyFailure(
+                mig, None, e, during_commit=e.connection_lost, during='recording it in the history table %s' % self.table_sql, progress=NOT_RECORDED
+            )
         return elapsed
 
     def _run_outside_transaction(self, statement):
@@ -2299,29 +2382,29 @@ class Runner(object):
                 rows = self.db.rows(
                     "SELECT %s AS scope, c.oid::bigint AS oid FROM pg_catalog.pg_class c WHERE c.relname = %s "
                     "AND c.relkind IN ('i', 'I') AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class "
-                    "WHERE oid = to_regclass(%s))", (SCOPE_INDEX, target['index'], regclass_text(target['table'])))
+                    "WHERE oid = to_regclass(%s))",
+                    (SCOPE_INDEX, target['index'], regclass_text(target['table'])),
+                )
             elif kind == 'create':  # a name the server chooses: every index of the table
-                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid",
-                                    (SCOPE_TABLE, regclass_text(target['table'])))
+                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid", (SCOPE_TABLE, regclass_text(target['table'])))
             elif kind == 'attach':
-                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid",
-                                    (SCOPE_INDEX, regclass_text(target['index'])))
+                rows = self.db.rows("SELECT %s AS scope, to_regclass(%s)::oid::bigint AS oid", (SCOPE_INDEX, regclass_text(target['index'])))
             elif target['what'] == 'INDEX' and target['name']:
                 rows = self.db.rows(
                     "SELECT %s AS scope, i.indexrelid::bigint AS oid FROM pg_catalog.pg_index i "
                     "WHERE i.indexrelid = to_regclass(%s) UNION ALL SELECT %s, i.indrelid::bigint "
                     "FROM pg_catalog.pg_index i WHERE i.indexrelid = to_regclass(%s)",
-                    (SCOPE_INDEX, regclass_text(target['name']), SCOPE_LEFTOVERS_OF_TABLE,
-                     regclass_text(target['name'])))
+                    (SCOPE_INDEX, regclass_text(target['name']), SCOPE_LEFTOVERS_OF_TABLE, regclass_text(target['name'])),
+                )
             elif target['what'] == 'TABLE' and target['name']:
                 rows = self.db.rows(
                     "SELECT %s AS scope, c.oid::bigint AS oid FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s) "
                     "UNION ALL SELECT %s, c.reltoastrelid::bigint FROM pg_catalog.pg_class c "
                     "WHERE c.oid = to_regclass(%s) AND c.reltoastrelid <> 0",
-                    (SCOPE_TABLE, regclass_text(target['name']), SCOPE_TABLE, regclass_text(target['name'])))
+                    (SCOPE_TABLE, regclass_text(target['name']), SCOPE_TABLE, regclass_text(target['name'])),
+                )
             elif target['what'] == 'SCHEMA' and target['name']:
-                rows = self.db.rows("SELECT %s AS scope, to_regnamespace(%s)::oid::bigint AS oid",
-                                    (SCOPE_LEFTOVERS_IN_SCHEMA, regclass_text(target['name'])))
+                rows = self.db.rows("SELECT %s AS scope, to_regnamespace(%s)::oid::bigint AS oid", (SCOPE_LEFTOVERS_IN_SCHEMA, regclass_text(target['name'])))
             else:  # DATABASE, SYSTEM
                 rows = [dict(scope=SCOPE_LEFTOVERS, oid=0)]
         except SqlFailure:
@@ -2333,8 +2416,10 @@ class Runner(object):
         statement that concerns it; indexes another session is building right now are left out."""
         if not watched:
             return []
+
         def oids(*scopes):
             return '{%s}' % ','.join(str(oid) for scope, oid, _ in watched if scope in scopes)
+
         rows = self.db.rows(
             "SELECT format('%%I.%%I', n.nspname, c.relname) AS name, c.oid::bigint AS oid, "
             "i.indrelid::bigint AS tbl, c.relnamespace::bigint AS nsp, c.relkind::text AS kind, "
@@ -2344,15 +2429,31 @@ class Runner(object):
             "WHERE p.relid = i.indrelid AND p.pid <> pg_backend_pid()) "
             "AND (c.oid = ANY (%s::oid[]) OR i.indrelid = ANY (%s::oid[]) OR (c.relname ~ %s AND "
             "(i.indrelid = ANY (%s::oid[]) OR c.relnamespace = ANY (%s::oid[]) OR %s))) ORDER BY 1",
-            (CC_LEFTOVER_RE, oids(SCOPE_INDEX), oids(SCOPE_TABLE), CC_LEFTOVER_RE, oids(SCOPE_LEFTOVERS_OF_TABLE),
-             oids(SCOPE_LEFTOVERS_IN_SCHEMA), any(scope == SCOPE_LEFTOVERS for scope, _, _ in watched)))
+            (
+                CC_LEFTOVER_RE,
+                oids(SCOPE_INDEX),
+                oids(SCOPE_TABLE),
+                CC_LEFTOVER_RE,
+                oids(SCOPE_LEFTOVERS_OF_TABLE),
+                oids(SCOPE_LEFTOVERS_IN_SCHEMA),
+                any(scope == SCOPE_LEFTOVERS for scope, _, _ in watched),
+            ),
+        )
         found = []
         for row in rows:
             for scope, oid, statement in watched:
-                if ((scope == SCOPE_INDEX and oid == row['oid']) or (scope == SCOPE_TABLE and oid == row['tbl'])
-                        or (row['leftover'] and (scope == SCOPE_LEFTOVERS
-                                                 or (scope == SCOPE_LEFTOVERS_OF_TABLE and oid == row['tbl'])
-                                                 or (scope == SCOPE_LEFTOVERS_IN_SCHEMA and oid == row['nsp'])))):
+                if (
+                    (scope == SCOPE_INDEX and oid == row['oid'])
+                    or (scope == SCOPE_TABLE and oid == row['tbl'])
+                    or (
+                        row['leftover']
+                        and (
+                            scope == SCOPE_LEFTOVERS
+                            or (scope == SCOPE_LEFTOVERS_OF_TABLE and oid == row['tbl'])
+                            or (scope == SCOPE_LEFTOVERS_IN_SCHEMA and oid == row['nsp'])
+                        )
+                    )
+                ):
                     found.append((row, statement))
                     break
         return found
@@ -2365,29 +2466,37 @@ class Runner(object):
         try:
             invalid = self._invalid_indexes(watched)
         except SqlFailure as e:
-            raise ApplyFailure(mig, None, e, during='checking that the indexes it built are valid',
-                               progress=NOT_RECORDED)
+            raise ApplyFailure(mig, None, e, during='checking that the indexes it built are valid', progress=NOT_RECORDED)
         if not invalid:
             return
         names = [row['name'] for row, _ in invalid]
         partitioned = [row['name'] for row, _ in invalid if row['kind'] == 'I']
         plain = [n for n in names if n not in partitioned]
-        failure = ModuleCheck('%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
-                              '%s. A failed CREATE INDEX or REINDEX CONCURRENTLY (in this run or an earlier one) '
-                              'leaves its index invalid, and CREATE INDEX IF NOT EXISTS keeps an existing one as it '
-                              'is%s' % ('index' if len(names) == 1 else 'indexes', ', '.join(names),
-                                        'is' if len(names) == 1 else 'are', 'it' if len(names) == 1 else 'them',
-                                        'it' if len(names) == 1 else 'them',
-                                        '; a partitioned index stays invalid until an index of every partition is '
-                                        'attached to it' if partitioned else ''))
+        failure = ModuleCheck(
+            '%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
+            '%s. A failed CREATE INDEX or REINDEX CONCURRENTLY (in this run or an earlier one) '
+            'leaves its index invalid, and CREATE INDEX IF NOT EXISTS keeps an existing one as it '
+            'is%s'
+            % (
+                'index' if len(names) == 1 else 'indexes',
+                ', '.join(names),
+                'is' if len(names) == 1 else 'are',
+                'it' if len(names) == 1 else 'them',
+                'it' if len(names) == 1 else 'them',
+                '; a partitioned index stays invalid until an index of every partition is attached to it' if partitioned else '',
+            )
+        )
         todo = []
         if plain:
-            todo.append('drop %s (%s) and fix what made the build fail (for a unique index, the duplicate rows)'
-                        % ('it' if len(plain) == 1 else 'them',
-                           ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in plain)))
+            todo.append(
+                'drop %s (%s) and fix what made the build fail (for a unique index, the duplicate rows)'
+                % ('it' if len(plain) == 1 else 'them', ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in plain))
+            )
         if partitioned:
-            todo.append('attach an index of every remaining partition to %s (ALTER INDEX ... ATTACH PARTITION), '
-                        'or drop it (DROP INDEX %s;)' % (', '.join(partitioned), ', '.join(partitioned)))
+            todo.append(
+                'attach an index of every remaining partition to %s (ALTER INDEX ... ATTACH PARTITION), '
+                'or drop it (DROP INDEX %s;)' % (', '.join(partitioned), ', '.join(partitioned))
+            )
         todo = '; '.join(todo)
         hint = '%s%s; then rerun with retry_incomplete: ["%s"].' % (todo[0].upper(), todo[1:], mig.version)
         try:
@@ -2408,10 +2517,11 @@ class Runner(object):
         names = [row['name'] for row, _ in invalid]
         listed = ', '.join(names[:10]) + (' and more' if len(names) > 10 else '')
         reason = needs_no_transaction(statement) or 'index build'
-        return ('invalid %s left: %s. A failed %s (this attempt or an earlier one) leaves its new index invalid: drop '
-                'it with %s before the retry (CREATE INDEX ... IF NOT EXISTS would keep an invalid one)'
-                % ('index' if len(names) == 1 else 'indexes', listed, reason,
-                   ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in names[:10])))
+        return (
+            'invalid %s left: %s. A failed %s (this attempt or an earlier one) leaves its new index invalid: drop '
+            'it with %s before the retry (CREATE INDEX ... IF NOT EXISTS would keep an invalid one)'
+            % ('index' if len(names) == 1 else 'indexes', listed, reason, ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in names[:10]))
+        )
 
 
 def kept_before(line, first=False, retried=False):
@@ -2425,8 +2535,7 @@ def kept_before(line, first=False, retried=False):
     return kept + '; it is marked incomplete and the next run explains how to retry it'
 
 
-NOT_RECORDED = ('all its statements ran, but it is not recorded as applied; it stays marked incomplete and the next run '
-                'explains how to retry it')
+NOT_RECORDED = 'all its statements ran, but it is not recorded as applied; it stays marked incomplete and the next run explains how to retry it'
 
 
 class ModuleCheck(SqlFailure):
@@ -2460,25 +2569,30 @@ def failure_message(failure, applied_versions, check_hint):
     if d['attempts'] > 1:
         text += ' (after %d attempts)' % d['attempts']
     if locked:
-        text += ('. Another session held a lock the migration needed for longer than lock_timeout; find it '
-                 'with SELECT pid, state, query FROM pg_stat_activity WHERE wait_event_type IS NULL AND '
-                 'state LIKE \'idle in transaction%\'')
+        text += (
+            '. Another session held a lock the migration needed for longer than lock_timeout; find it '
+            'with SELECT pid, state, query FROM pg_stat_activity WHERE wait_event_type IS NULL AND '
+            'state LIKE \'idle in transaction%\''
+        )
     elif sqlstate == '25001':
         text += '. Mark the file with the line "-- postgresql_migrate: no-transaction" if it must run outside a transaction'
     if failure.during_commit:
-        text += ('. The connection failed while committing, so whether %s was recorded is unknown; rerun: '
-                 'the next run applies it only if it is not recorded' % version)
+        text += (
+            '. The connection failed while committing, so whether %s was recorded is unknown; rerun: '
+            'the next run applies it only if it is not recorded' % version
+        )
     elif transactional and lost:
-        text += ('. The run lost the connection to the database (the server restarted or stopped, or the session '
-                 'was terminated). Nothing of %s was applied (its transaction was rolled back)' % version)
+        text += (
+            '. The run lost the connection to the database (the server restarted or stopped, or the session '
+            'was terminated). Nothing of %s was applied (its transaction was rolled back)' % version
+        )
     elif transactional:
         text += '. Nothing of %s was applied (its transaction was rolled back)' % version
     else:
         progress = failure.progress
         if progress is None:
             statement = failure.statement
-            progress = (kept_before(statement.line, statement is failure.mig.statements[0]) if statement
-                        else kept_before(d['line']))
+            progress = kept_before(statement.line, statement is failure.mig.statements[0]) if statement else kept_before(d['line'])
         text += '. %s is a no-transaction migration: %s' % (version, progress)
     # What to do, the most specific cause first.
     retry = not transactional and failure.progress != NOTHING_RAN  # else it is not marked incomplete
@@ -2487,15 +2601,15 @@ def failure_message(failure, applied_versions, check_hint):
     elif lost and transactional and not failure.during_commit:
         check_hint = 'Once the server accepts connections, rerun: it applies %s again.' % version
     elif lost:
-        check_hint = ('Once the server accepts connections, rerun%s.'
-                      % ('; it says how to retry %s' % version if retry else ''))
+        check_hint = 'Once the server accepts connections, rerun%s.' % ('; it says how to retry %s' % version if retry else '')
     elif locked:
-        check_hint = ('The file is not the cause; %s when that session is gone.'
-                      % ('retry it (retry_incomplete)' if retry else 'rerun'))
+        check_hint = 'The file is not the cause; %s when that session is gone.' % ('retry it (retry_incomplete)' if retry else 'rerun')
     elif failure.during:
-        check_hint = ('The file\'s statements succeeded: check the table option, that the login user (or '
-                      'session_role) may create and write that table in its schema, and that the file leaves '
-                      'its transaction writable; then rerun.')
+        check_hint = (
+            'The file\'s statements succeeded: check the table option, that the login user (or '
+            'session_role) may create and write that table in its schema, and that the file leaves '
+            'its transaction writable; then rerun.'
+        )
     text += '. Applied by this run before it: %s. %s' % (', '.join(applied_versions) or 'none', check_hint)
     return text
 
@@ -2503,6 +2617,7 @@ def failure_message(failure, applied_versions, check_hint):
 # ---------------------------------------------------------------------------
 # Module
 # ---------------------------------------------------------------------------
+
 
 def argument_spec():
     spec = postgres_common_argument_spec()
@@ -2534,13 +2649,11 @@ def argument_spec():
 def validate_params(params):
     problems = []
     if not params['db'].strip():
-        problems.append('db is empty: name the database to migrate (with no name the driver would connect to '
-                        'a default database)')
+        problems.append('db is empty: name the database to migrate (with no name the driver would connect to a default database)')
     if params['path'] is not None and not params['path'].strip():
         problems.append('path is empty: give the directory of the migration files')
     if not TABLE_RE.fullmatch(params['table']):
-        problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; '
-                        'at most 52 characters for the table)' % params['table'])
+        problems.append('table %r is not a plain identifier or schema.identifier (letters, digits, _; at most 52 characters for the table)' % params['table'])
     for name in ('lock_timeout', 'concurrent_lock_timeout', 'statement_timeout'):
         if params[name] is not None and not PG_INTERVAL_RE.fullmatch(params[name]):
             problems.append('%s %r is not a PostgreSQL duration such as 5s, 500ms or 0' % (name, params[name]))
@@ -2562,8 +2675,7 @@ def bad_versions(label, values):
     bad = [v for v in values or () if version_number(v) is None]
     if not bad:
         return []
-    return ['%s holds %s, not %s: %s' % (label, ', '.join(repr(v) for v in bad),
-                                         'a version number' if len(bad) == 1 else 'version numbers', VERSION_RULE)]
+    return ['%s holds %s, not %s: %s' % (label, ', '.join(repr(v) for v in bad), 'a version number' if len(bad) == 1 else 'version numbers', VERSION_RULE)]
 
 
 def connection_hint(error):
@@ -2579,8 +2691,10 @@ def connection_hint(error):
     return 'check the connection parameters'
 
 
-HINTED_OPTIONS = re.compile(r'(?<![\w.])(accept_checksums|retry_incomplete|allow_out_of_order|allow_empty|'
-                            r'target_version|max_file_size|lock_wait|lock_retries|login_host|login_port)(?!\w)')
+HINTED_OPTIONS = re.compile(
+    r'(?<![\w.])(accept_checksums|retry_incomplete|allow_out_of_order|allow_empty|'
+    r'target_version|max_file_size|lock_wait|lock_retries|login_host|login_port)(?!\w)'
+)
 
 
 def hint_names(text, prefix):
@@ -2633,8 +2747,7 @@ def connect(module, params, applied_by):
     conn, error = connect_to_db(module, conn_params, autocommit=True, fail_on_conn=False)
     if conn is None:
         error = (error or '').strip()
-        raise TaskFailure('cannot connect to database %s: %s. Nothing was applied; %s'
-                          % (params['db'], error, connection_hint(error)))
+        raise TaskFailure('cannot connect to database %s: %s. Nothing was applied; %s' % (params['db'], error, connection_hint(error)))
     return Db(conn)
 
 
@@ -2654,8 +2767,7 @@ def session_setup_sql(params, server_version_num):
         # If this process dies (a killed container or CI job), the server notices within a second, even
         # in the middle of a long statement: it rolls the migration back and frees the lock at once.
         settings.append(('client_connection_check_interval', '1s'))
-    return ('SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; SET ROLE %s; %s; '
-            % (run_role(params), set_config_sql(settings, local=False)))
+    return 'SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; SET ROLE %s; %s; ' % (run_role(params), set_config_sql(settings, local=False))
 
 
 def own_writes_sql(params):
@@ -2664,8 +2776,10 @@ def own_writes_sql(params):
     have switched role, or set a tight lock_timeout or statement_timeout for its own statements
     (SET lock_timeout = '2s' at the top of a file is common practice); neither applies to the
     module's writes."""
-    return ('SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE %s; SET LOCAL statement_timeout TO DEFAULT; '
-            '%s; ' % (run_role(params), set_config_sql(run_timeouts(params), local=True)))
+    return 'SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE %s; SET LOCAL statement_timeout TO DEFAULT; %s; ' % (
+        run_role(params),
+        set_config_sql(run_timeouts(params), local=True),
+    )
 
 
 def run_timeouts(params):
@@ -2679,8 +2793,7 @@ def run_timeouts(params):
 def set_config_sql(settings, local):
     """One SELECT of set_config for each (name, value); local: for the transaction only."""
     scope = 'true' if local else 'false'
-    return 'SELECT ' + ', '.join("set_config('%s', '%s', %s)" % (name, value.replace("'", "''"), scope)
-                                 for name, value in settings)
+    return 'SELECT ' + ', '.join("set_config('%s', '%s', %s)" % (name, value.replace("'", "''"), scope) for name, value in settings)
 
 
 def prepare_session(db, params, check_mode):
@@ -2688,16 +2801,20 @@ def prepare_session(db, params, check_mode):
 
     Returns the session set-up to repeat before each migration (None in check mode).
     """
-    server = db.rows("SELECT pg_is_in_recovery() AS standby, current_setting('server_version_num')::int AS version, "
-                     "current_setting('default_transaction_read_only') AS read_only")[0]
+    server = db.rows(
+        "SELECT pg_is_in_recovery() AS standby, current_setting('server_version_num')::int AS version, "
+        "current_setting('default_transaction_read_only') AS read_only"
+    )[0]
     if server['standby']:
-        raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true) and cannot be migrated; '
-                          'point login_host/login_port at the primary. Nothing was applied')
+        raise TaskFailure(
+            'the server is a hot standby (pg_is_in_recovery() is true) and cannot be migrated; point login_host/login_port at the primary. Nothing was applied'
+        )
     if server['read_only'] == 'on':
-        raise TaskFailure('database %s is read-only for this session (default_transaction_read_only is on, set for '
-                          'the server, the database or the login role); find where with SELECT * FROM '
-                          'pg_db_role_setting, or SHOW default_transaction_read_only. Nothing was applied'
-                          % params['db'])
+        raise TaskFailure(
+            'database %s is read-only for this session (default_transaction_read_only is on, set for '
+            'the server, the database or the login role); find where with SELECT * FROM '
+            'pg_db_role_setting, or SHOW default_transaction_read_only. Nothing was applied' % params['db']
+        )
     version = server['version']
     if version >= 140000:  # see session_setup_sql; from now on, the lock wait included
         db.run("SELECT set_config('client_connection_check_interval', '1s', false)")
@@ -2707,9 +2824,11 @@ def prepare_session(db, params, check_mode):
     key = params['lock_key'] if params['lock_key'] is not None else default_lock_key(params['table'])
     holder = acquire_lock(db, key, params['lock_wait'])
     if holder is not None:
-        raise TaskFailure('another migration run holds the migration lock of %s (advisory lock %d) after '
-                          'waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, or raise '
-                          'lock_wait' % (params['db'], key, params['lock_wait'], holder))
+        raise TaskFailure(
+            'another migration run holds the migration lock of %s (advisory lock %d) after '
+            'waiting %s s: %s. Nothing was applied; wait for it to finish and rerun, or raise '
+            'lock_wait' % (params['db'], key, params['lock_wait'], holder)
+        )
     setup = session_setup_sql(params, version)
     db.run(setup)
     return setup
@@ -2718,10 +2837,13 @@ def prepare_session(db, params, check_mode):
 def write_progress(path, mig, index, total):
     """Say which migration is running, for a caller polling an asynchronous run (progress_file)."""
     started = time.time()
-    text = json.dumps(dict(
-        msg='applying %s %s (%d of %d), started %s' % (mig.version, mig.name, index + 1, total,
-                                                       time.strftime('%H:%M:%S', time.localtime(started))),
-        version=mig.version, started=started))
+    text = json.dumps(
+        dict(
+            msg='applying %s %s (%d of %d), started %s' % (mig.version, mig.name, index + 1, total, time.strftime('%H:%M:%S', time.localtime(started))),
+            version=mig.version,
+            started=started,
+        )
+    )
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
         f.write(text)
@@ -2749,13 +2871,10 @@ def apply_in_order(runner, plan, entries_by_version, result, applied, progress_f
         try:
             entry['duration_ms'] = runner.apply(mig)
         except ApplyFailure as failure:
-            entry.update(status='failed', message=failure.failure.describe(),
-                         duration_ms=failure.duration_ms)
-            for later in plan['to_apply'][index + 1:]:
-                entries_by_version[later.version].update(
-                    status='skipped', message='not attempted: %s failed' % mig.version)
-            raise TaskFailure(failure_message(failure, applied, 'Fix the file and rerun.'),
-                              failed_migration=failure.details())
+            entry.update(status='failed', message=failure.failure.describe(), duration_ms=failure.duration_ms)
+            for later in plan['to_apply'][index + 1 :]:
+                entries_by_version[later.version].update(status='skipped', message='not attempted: %s failed' % mig.version)
+            raise TaskFailure(failure_message(failure, applied, 'Fix the file and rerun.'), failed_migration=failure.details())
         entry.update(status='applied', changed=True)
         applied.append(mig.version)
         result['changed'] = True
@@ -2768,9 +2887,9 @@ def run(module, db, migrations, names, result):
     names = dict(names, table=qualified_table(db, names['table']), marker=qualified_table(db, names['marker']))
     history, columns = read_history(db, names['table'])
     incomplete = read_incomplete(db, names['marker'])
-    plan = plan_migrations(migrations, history, incomplete, params['target_version'],
-                           params['allow_out_of_order'], params['accept_checksums'],
-                           params['retry_incomplete'])
+    plan = plan_migrations(
+        migrations, history, incomplete, params['target_version'], params['allow_out_of_order'], params['accept_checksums'], params['retry_incomplete']
+    )
     if columns is not None:
         plan['problems'].extend(versions_too_wide(plan['to_apply'], columns['version']))
     # Every file starts from the session's setting (RESET ALL before each): psql reads it so too.
@@ -2779,26 +2898,36 @@ def run(module, db, migrations, names, result):
         analyze_migrations(plan['to_apply'], standard_strings)  # only files that will run are split and checked
     except MigrationError as e:
         plan['problems'].extend(e.problems)
-    plan['problems'].extend(invalid_indexes_before_retry(
-        db, [m for m in plan['to_apply'] if m.number in incomplete and m.statements is not None]))
+    plan['problems'].extend(invalid_indexes_before_retry(db, [m for m in plan['to_apply'] if m.number in incomplete and m.statements is not None]))
     for warning in plan['warnings']:
         module.warn(hint_names(warning, module.params['option_prefix']))
-    result.update(entries=plan['entries'], missing=plan['missing'],
-                  drifted=[e['version'] for e in plan['entries'] if e['drift']],
-                  incomplete=[dict(v) for _, v in sorted(incomplete.items())],
-                  current_version=history[max(history)]['version'] if history else None)
+    result.update(
+        entries=plan['entries'],
+        missing=plan['missing'],
+        drifted=[e['version'] for e in plan['entries'] if e['drift']],
+        incomplete=[dict(v) for _, v in sorted(incomplete.items())],
+        current_version=history[max(history)]['version'] if history else None,
+    )
     if plan['problems']:
-        raise TaskFailure('nothing was applied%s: %s' % (' (check mode)' if module.check_mode else '',
-                                                         '; '.join(plan['problems'])))
+        raise TaskFailure('nothing was applied%s: %s' % (' (check mode)' if module.check_mode else '', '; '.join(plan['problems'])))
     entries_by_version = dict((e['version'], e) for e in plan['entries'])
     if module.check_mode:
         for mig in plan['to_apply']:
             entries_by_version[mig.version].update(status='would_apply', changed=True)
         result['changed'] = bool(plan['to_apply'] or plan['adopt'] or plan['accept'])
         return
-    runner = Runner(db, names['table'], names['marker'], columns, names['applied_by'], params['lock_retries'],
-                    setup_sql, own_writes_sql(params), params['concurrent_lock_timeout'].strip(),
-                    retried=[mig.number for mig in plan['to_apply'] if mig.number in incomplete])
+    runner = Runner(
+        db,
+        names['table'],
+        names['marker'],
+        columns,
+        names['applied_by'],
+        params['lock_retries'],
+        setup_sql,
+        own_writes_sql(params),
+        params['concurrent_lock_timeout'].strip(),
+        retried=[mig.number for mig in plan['to_apply'] if mig.number in incomplete],
+    )
     execute_plan(runner, plan, entries_by_version, result, params['progress_file'])
 
 
@@ -2825,13 +2954,19 @@ def result_entry(entry):
 
 def describe_server(db):
     """What the server is (a path-less call): a hot standby is refused, as a migration run refuses it."""
-    server = dict(db.rows("SELECT current_setting('server_version_num')::int / 10000 AS major, "
-                     "current_setting('server_version') AS version, pg_is_in_recovery() AS standby, "
-                     "pg_database_size(current_database()) AS size_bytes, "
-                     "(SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_id")[0])
+    server = dict(
+        db.rows(
+            "SELECT current_setting('server_version_num')::int / 10000 AS major, "
+            "current_setting('server_version') AS version, pg_is_in_recovery() AS standby, "
+            "pg_database_size(current_database()) AS size_bytes, "
+            "(SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_id"
+        )[0]
+    )
     if server.pop('standby'):
-        raise TaskFailure('the server is a hot standby (pg_is_in_recovery() is true); migrations and backups must '
-                          'run against the primary: point login_host/login_port at the primary. Nothing was changed')
+        raise TaskFailure(
+            'the server is a hot standby (pg_is_in_recovery() is true); migrations and backups must '
+            'run against the primary: point login_host/login_port at the primary. Nothing was changed'
+        )
     return server
 
 
@@ -2844,9 +2979,14 @@ def describe_schema(db, table_sql):
         "ARRAY(SELECT conrelid::regclass::text || '.' || conname FROM pg_catalog.pg_constraint "
         "      WHERE contype = 'f' ORDER BY 1) AS foreign_keys, "
         "ARRAY(SELECT indexname FROM pg_catalog.pg_indexes ORDER BY 1) AS indexes"
-        % (('ARRAY(SELECT version::text FROM %s ORDER BY 1)' % table_sql) if history else "'{}'::text[]"))[0]
-    return dict(versions=[v.strip(WHITESPACE) for v in row['versions']], tables=list(row['tables']),
-                foreign_keys=list(row['foreign_keys']), indexes=list(row['indexes']))
+        % (('ARRAY(SELECT version::text FROM %s ORDER BY 1)' % table_sql) if history else "'{}'::text[]")
+    )[0]
+    return dict(
+        versions=[v.strip(WHITESPACE) for v in row['versions']],
+        tables=list(row['tables']),
+        foreign_keys=list(row['foreign_keys']),
+        indexes=list(row['indexes']),
+    )
 
 
 def finish_result(result, migrations, diff, check_mode):
@@ -2855,8 +2995,7 @@ def finish_result(result, migrations, diff, check_mode):
     result['migrations'] = [result_entry(e) for e in entries]
     result['summary'] = summarize(entries)
     result['applied'] = [e['version'] for e in entries if e['status'] in ('applied', 'would_apply')]
-    result['pending'] = [e['version'] for e in entries
-                         if e['status'] in ('pending', 'would_apply', 'failed', 'skipped')]
+    result['pending'] = [e['version'] for e in entries if e['status'] in ('pending', 'would_apply', 'failed', 'skipped')]
     done = [e['version'] for e in entries if e['status'] in ('applied', 'already_applied')]
     if done:
         result['current_version'] = max(done, key=int)
@@ -2868,12 +3007,11 @@ def finish_result(result, migrations, diff, check_mode):
 def main():
     if not HAS_COLLECTION:
         AnsibleModule(argument_spec=dict(), bypass_checks=True).fail_json(
-            msg='postgresql_migrate needs the community.postgresql collection (>= 4.0): '
-                'ansible-galaxy collection install -r requirements.yml')
+            msg='postgresql_migrate needs the community.postgresql collection (>= 4.0): ansible-galaxy collection install -r requirements.yml'
+        )
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    result = dict(changed=False, migrations=[], applied=[], pending=[], drifted=[], missing=[],
-                  incomplete=[], current_version=None, summary=summarize([]))
+    result = dict(changed=False, migrations=[], applied=[], pending=[], drifted=[], missing=[], incomplete=[], current_version=None, summary=summarize([]))
     migrations, db = [], None
     try:
         problems = validate_params(params)
@@ -2887,14 +3025,15 @@ def main():
         try:
             migrations = discover_migrations(params['path'], params['max_file_size'])
         except MigrationError as e:
-            raise TaskFailure('migration files in %s are not valid, nothing was applied: %s'
-                              % (params['path'], '; '.join(e.problems)), problems=e.problems)
+            raise TaskFailure('migration files in %s are not valid, nothing was applied: %s' % (params['path'], '; '.join(e.problems)), problems=e.problems)
         if not migrations and not params['allow_empty']:
             description = describe_path(params['path'])
             raise TaskFailure(description, problems=[description])
-        names = dict(table=pg_quote_identifier(params['table'], 'table'),
-                     marker=pg_quote_identifier(incomplete_table_name(params['table']), 'table'),
-                     applied_by=params['applied_by'] or default_applied_by())
+        names = dict(
+            table=pg_quote_identifier(params['table'], 'table'),
+            marker=pg_quote_identifier(incomplete_table_name(params['table']), 'table'),
+            applied_by=params['applied_by'] or default_applied_by(),
+        )
         db = connect(module, params, names['applied_by'])
         run(module, db, migrations, names, result)
         if params['describe_schema']:
@@ -2906,15 +3045,15 @@ def main():
         module.fail_json(**name_options(result, params['option_prefix']))
     except SqlFailure as e:
         finish_result(result, migrations, module._diff, module.check_mode)
-        module.fail_json(msg='database error: %s. Migrations reported as applied stay applied; rerun when '
-                         'the cause is fixed' % e.describe(sentence=True), **result)
+        module.fail_json(
+            msg='database error: %s. Migrations reported as applied stay applied; rerun when the cause is fixed' % e.describe(sentence=True), **result
+        )
     except (MigrationError, SQLParseError) as e:
         module.fail_json(msg=to_native(e), **result)
     finally:
         if db is not None:
             db.close()  # also releases the session advisory lock
-    module.exit_json(**name_options(finish_result(result, migrations, module._diff, module.check_mode),
-                                    params['option_prefix']))
+    module.exit_json(**name_options(finish_result(result, migrations, module._diff, module.check_mode), params['option_prefix']))
 
 
 if __name__ == '__main__':

@@ -11,8 +11,7 @@ from migrate_runner import REPO_ROOT, run_migrate
 
 MIGRATIONS = REPO_ROOT / "migrations"
 ST44_VERSIONS = ["000", "001", "011", "012", "013", "014", "015", "016"]
-ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments",
-               "task_completions", "tasks", "user_sessions", "users"]
+ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments", "task_completions", "tasks", "user_sessions", "users"]
 
 
 @pytest.fixture
@@ -34,11 +33,12 @@ def mdir(tmp_path) -> Path:
 @pytest.fixture
 def migrate(db):
     """Run the module against the test database: migrate(path, **more_args)."""
+
     def _run(path, check=False, diff=False, verbosity=0, secret_args=None, **args):
         module_args = dict(db.login_params(), path=str(path))
         module_args.update(args)
-        return run_migrate(module_args, check=check, diff=diff, verbosity=verbosity,
-                           secret_args=secret_args)
+        return run_migrate(module_args, check=check, diff=diff, verbosity=verbosity, secret_args=secret_args)
+
     return _run
 
 
@@ -53,4 +53,5 @@ def catalog_snapshot(db) -> list:
         "UNION ALL SELECT 'con', conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
         " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
         "UNION ALL SELECT 'fn', p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2")
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+    )

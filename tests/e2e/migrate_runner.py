@@ -53,31 +53,39 @@ def write_playbook(workdir: Path, module_args: dict, secret_args: dict) -> tuple
     args = dict(module_args)
     for key in secret_args:
         args[key] = "{{ secret_%s }}" % key
-    play = [{
-        "name": "Apply migrations",
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": False,
-        "vars": {"ansible_python_interpreter": sys.executable},
-        "tasks": [{
-            "block": [{
-                "name": "Apply the pending migrations",
-                "postgresql_migrate": args,
-                "register": "migrate_result",
-            }],
-            "always": [{
-                "name": "Keep the result for the test",
-                "ansible.builtin.copy": {
-                    "content": "{{ migrate_result | to_json }}",
-                    "dest": str(workdir / "result.json"),
-                    "mode": "0600",
-                },
-                "check_mode": False,
-                "diff": False,
-                "changed_when": False,
-            }],
-        }],
-    }]
+    play = [
+        {
+            "name": "Apply migrations",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "tasks": [
+                {
+                    "block": [
+                        {
+                            "name": "Apply the pending migrations",
+                            "postgresql_migrate": args,
+                            "register": "migrate_result",
+                        }
+                    ],
+                    "always": [
+                        {
+                            "name": "Keep the result for the test",
+                            "ansible.builtin.copy": {
+                                "content": "{{ migrate_result | to_json }}",
+                                "dest": str(workdir / "result.json"),
+                                "mode": "0600",
+                            },
+                            "check_mode": False,
+                            "diff": False,
+                            "changed_when": False,
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
     playbook = workdir / "play.yml"
     playbook.write_text(json.dumps(play, indent=2))
     secrets = workdir / "secrets.json"
@@ -92,32 +100,38 @@ def mode_flags(check: bool, diff: bool, verbosity: int) -> list[str]:
 
 
 def command(playbook: Path, secrets: Path, check: bool, diff: bool, verbosity: int) -> list[str]:
-    return [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "-e", f"@{secrets}",
-            *mode_flags(check, diff, verbosity)]
+    return [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "-e", f"@{secrets}", *mode_flags(check, diff, verbosity)]
 
 
-def run_migrate(module_args: dict, *, secret_args: dict | None = None, check: bool = False,
-                diff: bool = False, verbosity: int = 0, timeout: float = 300,
-                extra_env: dict | None = None) -> Run:
+def run_migrate(
+    module_args: dict,
+    *,
+    secret_args: dict | None = None,
+    check: bool = False,
+    diff: bool = False,
+    verbosity: int = 0,
+    timeout: float = 300,
+    extra_env: dict | None = None,
+) -> Run:
     """Run the module through ansible-playbook and return what the user would see."""
     with tempfile.TemporaryDirectory(prefix="migrate-run-") as tmp:
         workdir = Path(tmp)
         playbook, secrets = write_playbook(workdir, module_args, secret_args or {})
-        proc = subprocess.run(command(playbook, secrets, check, diff, verbosity), cwd=REPO_ROOT,
-                              env=env(extra_env), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            command(playbook, secrets, check, diff, verbosity), cwd=REPO_ROOT, env=env(extra_env), capture_output=True, text=True, timeout=timeout
+        )
         result_file = workdir / "result.json"
         result = json.loads(result_file.read_text()) if result_file.exists() else {}
         return Run(proc.returncode, result, proc.stdout, proc.stderr)
 
 
-def start_migrate(module_args: dict, workdir: Path, *, check: bool = False,
-                  extra_env: dict | None = None) -> subprocess.Popen:
+def start_migrate(module_args: dict, workdir: Path, *, check: bool = False, extra_env: dict | None = None) -> subprocess.Popen:
     """Start a run in the background (for concurrency and fault tests)."""
     workdir.mkdir(parents=True, exist_ok=True)
     playbook, secrets = write_playbook(workdir, module_args, {})
-    return subprocess.Popen(command(playbook, secrets, check, False, 0), cwd=REPO_ROOT,
-                            env=env(extra_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        command(playbook, secrets, check, False, 0), cwd=REPO_ROOT, env=env(extra_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(proc: subprocess.Popen, workdir: Path, timeout: float = 300) -> Run:

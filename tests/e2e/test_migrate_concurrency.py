@@ -14,8 +14,7 @@ def test_concurrent_runs_apply_each_migration_exactly_once(db, mdir, tmp_path):
     # Plain INSERTs, no IF NOT EXISTS: a second execution of any file would show as a duplicate row.
     (mdir / "001_log.sql").write_text("CREATE TABLE applied_log (version text, at timestamptz DEFAULT clock_timestamp());\n")
     for n in range(2, 13):
-        (mdir / f"{n:03d}_step.sql").write_text(
-            f"INSERT INTO applied_log (version) VALUES ('{n:03d}');\nSELECT pg_sleep(0.05);\n")
+        (mdir / f"{n:03d}_step.sql").write_text(f"INSERT INTO applied_log (version) VALUES ('{n:03d}');\nSELECT pg_sleep(0.05);\n")
     args = dict(db.login_params(), path=str(mdir), lock_wait=120)
 
     procs = [(start_migrate(args, tmp_path / f"run{i}"), tmp_path / f"run{i}") for i in range(RUNS)]

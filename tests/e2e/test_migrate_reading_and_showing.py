@@ -33,6 +33,7 @@ def assert_no_traceback(run):
 
 # --- versions: ASCII digits only ---------------------------------------------------------
 
+
 @pytest.fixture
 def two(mdir):
     write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
@@ -45,8 +46,7 @@ def test_a_target_version_of_non_ascii_digits_is_refused_by_name(db, migrate, tw
     run = migrate(two, target_version=value)
 
     assert run.rc == 2
-    assert run.result["msg"] == "invalid parameters: target_version %r is not a version number: %s" % (
-        value, VERSION_RULE)
+    assert run.result["msg"] == "invalid parameters: target_version %r is not a version number: %s" % (value, VERSION_RULE)
     assert_no_traceback(run)
     assert db.tables() == []  # '١' was not taken as version 1
 
@@ -58,8 +58,7 @@ def test_a_version_list_with_non_ascii_digits_is_refused_by_name(db, migrate, tw
     run = migrate(two, **{option: ["\u0661"]})
 
     assert run.rc == 2
-    assert run.result["msg"] == "invalid parameters: %s holds '\u0661', not a version number: %s" % (
-        option, VERSION_RULE)
+    assert run.result["msg"] == "invalid parameters: %s holds '\u0661', not a version number: %s" % (option, VERSION_RULE)
     assert_no_traceback(run)
 
 
@@ -93,17 +92,20 @@ def test_a_file_named_with_arabic_indic_digits_is_not_a_migration_file(db, migra
 
 # --- --diff shows the SQL as written, only a password's value hidden ---------------------
 
+
 def test_diff_shows_the_users_migration_exactly_and_hides_only_a_password(db, migrate, mdir):
     users = (MIGRATIONS / "001_create_users_table.sql").read_text()
     assert "password" in users  # comments and columns that name passwords, no secret
     for name in ("000_create_migrations_table.sql", "001_create_users_table.sql"):
         write(mdir, name, (MIGRATIONS / name).read_text())
     role = "app_" + db.name[-8:]
-    roles = (f"-- The app's login; its password comes from the vault in production.\n"
-             f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-role-1''s' VALID UNTIL 'infinity';\n"
-             f"ALTER ROLE {role} SET search_path = public; -- password_encryption stays\n"
-             f"CREATE TABLE dblinks (conninfo text DEFAULT 'host=db password=Sx-conn-2 dbname=x', "
-             f"uri text DEFAULT 'postgresql://rep:Sx-uri-3@db/x', password_hash text);\n")
+    roles = (
+        f"-- The app's login; its password comes from the vault in production.\n"
+        f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-role-1''s' VALID UNTIL 'infinity';\n"
+        f"ALTER ROLE {role} SET search_path = public; -- password_encryption stays\n"
+        f"CREATE TABLE dblinks (conninfo text DEFAULT 'host=db password=Sx-conn-2 dbname=x', "
+        f"uri text DEFAULT 'postgresql://rep:Sx-uri-3@db/x', password_hash text);\n"
+    )
     write(mdir, "002_roles.sql", roles)
 
     dry = migrate(mdir, check=True, diff=True)
@@ -111,8 +113,7 @@ def test_diff_shows_the_users_migration_exactly_and_hides_only_a_password(db, mi
     assert dry.rc == 0, dry.output
     after = {d["after_header"]: d["after"] for d in dry.result["diff"]}
     assert after["001_create_users_table.sql (would apply)"] == users
-    shown = roles.replace("'Sx-role-1''s'", "********").replace("Sx-conn-2", "********").replace(
-        "Sx-uri-3", "********")
+    shown = roles.replace("'Sx-role-1''s'", "********").replace("Sx-conn-2", "********").replace("Sx-uri-3", "********")
     assert after["002_roles.sql (would apply)"] == shown
     # What the person at the terminal reads: every line of both files, as written.
     for line in users.splitlines() + shown.splitlines():
@@ -124,19 +125,11 @@ def test_diff_shows_the_users_migration_exactly_and_hides_only_a_password(db, mi
 
 # --- standard_conforming_strings: the files are read as psql reads them ----------------------
 
-ESCAPED = ("CREATE TABLE notes (id int PRIMARY KEY, body text);\n"
-           "INSERT INTO notes VALUES (1, 'it\\'s');\n"
-           "INSERT INTO notes VALUES (2, 'C:\\\\temp;');\n")
-FAILS_AT_4 = ("INSERT INTO notes VALUES (3, 'a\\'b;\n"
-              "c');\n"
-              "SELECT 1;\n"
-              "INSERT INTO no_such_table VALUES (1);\n")
+ESCAPED = "CREATE TABLE notes (id int PRIMARY KEY, body text);\nINSERT INTO notes VALUES (1, 'it\\'s');\nINSERT INTO notes VALUES (2, 'C:\\\\temp;');\n"
+FAILS_AT_4 = "INSERT INTO notes VALUES (3, 'a\\'b;\nc');\nSELECT 1;\nINSERT INTO no_such_table VALUES (1);\n"
 # Read with the setting on, lines 2-4 are one statement whose literal hides the COMMIT; the server,
 # with the setting off, would run the COMMIT in the middle of the migration's transaction.
-HIDDEN_COMMIT = ("CREATE TABLE t2 (v text);\n"
-                 "INSERT INTO t2 VALUES ('a\\'');\n"
-                 "COMMIT;\n"
-                 "INSERT INTO t2 VALUES ('b');  -- '\n")
+HIDDEN_COMMIT = "CREATE TABLE t2 (v text);\nINSERT INTO t2 VALUES ('a\\'');\nCOMMIT;\nINSERT INTO t2 VALUES ('b');  -- '\n"
 
 
 def standard_strings_off(pg, db):
@@ -149,8 +142,9 @@ def standard_strings_off(pg, db):
 
 def psql(pg, dbname, path, *options):
     """What psql -f does with the file, for comparison."""
-    return subprocess.run([str(pg.bin_dir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", *options, "-f", str(path),
-                           pg.dsn(dbname)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(pg.bin_dir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", *options, "-f", str(path), pg.dsn(dbname)], capture_output=True, text=True, check=False
+    )
 
 
 def test_with_standard_conforming_strings_off_a_file_psql_applies_applies_with_its_lines(pg, db, migrate, mdir):
@@ -179,23 +173,20 @@ def test_with_standard_conforming_strings_off_a_file_psql_applies_applies_with_i
         pg.drop_database(twin)
 
 
-def test_with_standard_conforming_strings_off_a_commit_hidden_from_the_other_reading_is_refused(pg, db, migrate,
-                                                                                                 mdir):
+def test_with_standard_conforming_strings_off_a_commit_hidden_from_the_other_reading_is_refused(pg, db, migrate, mdir):
     twin = standard_strings_off(pg, db)
     try:
         path = write(mdir, "001_crafted.sql", HIDDEN_COMMIT)
         by_psql = psql(pg, twin, path, "-e")
         # psql sends the COMMIT on its own: the server runs it
         assert by_psql.returncode == 0, by_psql.stderr
-        assert "COMMIT;\n" in by_psql.stdout and "001_crafted.sql:3: WARNING:  there is no transaction in progress" \
-            in by_psql.stderr
+        assert "COMMIT;\n" in by_psql.stdout and "001_crafted.sql:3: WARNING:  there is no transaction in progress" in by_psql.stderr
 
         for check in (True, False):
             run = migrate(mdir, check=check)
 
             assert run.rc == 2, run.output
-            assert run.result["msg"].startswith("nothing was applied%s: 001_crafted.sql line 3: top-level COMMIT."
-                                                % (" (check mode)" if check else ""))
+            assert run.result["msg"].startswith("nothing was applied%s: 001_crafted.sql line 3: top-level COMMIT." % (" (check mode)" if check else ""))
         assert db.tables() == []  # nothing ran, nothing was committed
     finally:
         pg.drop_database(twin)
@@ -221,23 +212,23 @@ def test_a_files_own_set_of_standard_conforming_strings_holds_for_the_lines_afte
 
 def test_a_failed_statement_and_its_context_show_all_but_the_password(db, migrate, mdir):
     role = "no_role_" + db.name[-8:]
-    write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-fail-1' -- from the vault\n"
-                                f"  IN ROLE no_such_group VALID UNTIL 'infinity';\n")
+    write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN PASSWORD 'Sx-fail-1' -- from the vault\n  IN ROLE no_such_group VALID UNTIL 'infinity';\n")
 
     failed = migrate(mdir)
 
     assert failed.rc == 2
     assert failed.result["failed_migration"]["statement"] == (
-        f"CREATE ROLE {role} LOGIN PASSWORD ******** -- from the vault\n  IN ROLE no_such_group VALID UNTIL 'infinity'")
+        f"CREATE ROLE {role} LOGIN PASSWORD ******** -- from the vault\n  IN ROLE no_such_group VALID UNTIL 'infinity'"
+    )
     assert failed.result["failed_migration"]["message"] == 'role "no_such_group" does not exist'
-    write(mdir, "001_role.sql", f"DO $$BEGIN EXECUTE 'ALTER ROLE {role} PASSWORD ''Sx-dyn-2'' VALID UNTIL "
-                                f"''infinity'''; END$$;\n")
+    write(mdir, "001_role.sql", f"DO $$BEGIN EXECUTE 'ALTER ROLE {role} PASSWORD ''Sx-dyn-2'' VALID UNTIL ''infinity'''; END$$;\n")
 
     dynamic = migrate(mdir)
 
     assert dynamic.rc == 2
-    assert (f"CONTEXT: SQL statement \"ALTER ROLE {role} PASSWORD ******** VALID UNTIL 'infinity'\"; "
-            f"PL/pgSQL function inline_code_block line 1 at EXECUTE") in dynamic.result["msg"]
+    assert (
+        f"CONTEXT: SQL statement \"ALTER ROLE {role} PASSWORD ******** VALID UNTIL 'infinity'\"; PL/pgSQL function inline_code_block line 1 at EXECUTE"
+    ) in dynamic.result["msg"]
     for run in (failed, dynamic):
         assert "Sx-" not in run.output + json.dumps(run.result)
 

@@ -34,15 +34,19 @@ def recorded(db, table="schema_migrations"):
 
 # --- failures ---------------------------------------------------------------
 
+
 def test_failure_rolls_back_that_migration_and_stops(db, migrate, mdir):
     make_three(mdir)
-    write(mdir, "003_broken.sql",
-          "-- adds a table, then fails\n"
-          "CREATE TABLE half_done (id int);\n"
-          "\n"
-          "INSERT INTO half_done\n"
-          "  SELECT id FROM no_such_table;\n"
-          "CREATE TABLE after_error (id int);\n")
+    write(
+        mdir,
+        "003_broken.sql",
+        "-- adds a table, then fails\n"
+        "CREATE TABLE half_done (id int);\n"
+        "\n"
+        "INSERT INTO half_done\n"
+        "  SELECT id FROM no_such_table;\n"
+        "CREATE TABLE after_error (id int);\n",
+    )
 
     run = migrate(mdir)
 
@@ -62,10 +66,7 @@ def test_failure_rolls_back_that_migration_and_stops(db, migrate, mdir):
 
 
 def test_error_without_position_reports_the_statement_line(db, migrate, mdir):
-    write(mdir, "001_dupes.sql",
-          "CREATE TABLE u (id int PRIMARY KEY);\n"
-          "INSERT INTO u VALUES (1);\n"
-          "INSERT INTO u\n  VALUES (1);\n")
+    write(mdir, "001_dupes.sql", "CREATE TABLE u (id int PRIMARY KEY);\nINSERT INTO u VALUES (1);\nINSERT INTO u\n  VALUES (1);\n")
 
     run = migrate(mdir)
 
@@ -87,12 +88,12 @@ def test_fixed_file_converges_after_a_failure(db, migrate, mdir):
     second = migrate(mdir)
 
     assert second.rc == 0, second.output
-    assert second.status_of() == {"001": "already_applied", "002": "already_applied", "003": "applied",
-                                  "010": "applied"}
+    assert second.status_of() == {"001": "already_applied", "002": "already_applied", "003": "applied", "010": "applied"}
     assert recorded(db) == ["001", "002", "003", "010"]
 
 
 # --- drift, missing, order --------------------------------------------------
+
 
 def test_changed_applied_file_stops_the_run_before_anything(db, migrate, mdir):
     make_three(mdir)
@@ -166,23 +167,39 @@ def test_out_of_order_version_is_refused_unless_allowed(db, migrate, mdir):
 
 # --- bad input: refused before anything is written -------------------------
 
-@pytest.mark.parametrize("name,content,expected", [
-    ("001_a.sql", None, "duplicate version 1"),
-    ("1-bad-name.sql", "SELECT 1;", "does not match NNN_description.sql"),
-    ("003_latin1.sql", b"SELECT 'caf\xe9';", "not valid UTF-8"),
-    ("003_tx.sql", "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n", "line 1: top-level BEGIN"),
-    ("003_empty.sql", "-- nothing here\n", "contains no SQL statement"),
-    ("003_conc.sql", "CREATE INDEX CONCURRENTLY one_idx ON one (id);\n", "cannot run inside a transaction block"),
-    ("003_meta.sql", "\\i other.sql\n", "psql meta-command"),
-    ("003_seed.sql", "CREATE TABLE colours (id int, name text);\nCOPY colours (id, name) FROM stdin;\n"
-     "1\tred\n\\.\n", "003_seed.sql line 2: COPY ... FROM STDIN streams rows through the client"),
-    ("003_enc.sql", "CREATE TABLE cafes (name text);\nSET client_encoding = 'LATIN1';\nINSERT INTO cafes VALUES ('café');\n",
-     "003_enc.sql line 2: SET client_encoding to LATIN1 in a file with non-ASCII characters"),
-    ("003_discard.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_idx ON one (id);\n"
-     "DISCARD ALL;\n", "003_discard.sql line 3: DISCARD ALL would release the run's migration lock"),
-    ("003_unlock.sql", "CREATE TABLE t (id int);\nSELECT pg_advisory_unlock_all();\n",
-     "003_unlock.sql line 2: pg_advisory_unlock_all() would release the run's migration lock"),
-])
+
+@pytest.mark.parametrize(
+    "name,content,expected",
+    [
+        ("001_a.sql", None, "duplicate version 1"),
+        ("1-bad-name.sql", "SELECT 1;", "does not match NNN_description.sql"),
+        ("003_latin1.sql", b"SELECT 'caf\xe9';", "not valid UTF-8"),
+        ("003_tx.sql", "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n", "line 1: top-level BEGIN"),
+        ("003_empty.sql", "-- nothing here\n", "contains no SQL statement"),
+        ("003_conc.sql", "CREATE INDEX CONCURRENTLY one_idx ON one (id);\n", "cannot run inside a transaction block"),
+        ("003_meta.sql", "\\i other.sql\n", "psql meta-command"),
+        (
+            "003_seed.sql",
+            "CREATE TABLE colours (id int, name text);\nCOPY colours (id, name) FROM stdin;\n1\tred\n\\.\n",
+            "003_seed.sql line 2: COPY ... FROM STDIN streams rows through the client",
+        ),
+        (
+            "003_enc.sql",
+            "CREATE TABLE cafes (name text);\nSET client_encoding = 'LATIN1';\nINSERT INTO cafes VALUES ('café');\n",
+            "003_enc.sql line 2: SET client_encoding to LATIN1 in a file with non-ASCII characters",
+        ),
+        (
+            "003_discard.sql",
+            "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY one_idx ON one (id);\nDISCARD ALL;\n",
+            "003_discard.sql line 3: DISCARD ALL would release the run's migration lock",
+        ),
+        (
+            "003_unlock.sql",
+            "CREATE TABLE t (id int);\nSELECT pg_advisory_unlock_all();\n",
+            "003_unlock.sql line 2: pg_advisory_unlock_all() would release the run's migration lock",
+        ),
+    ],
+)
 def test_bad_files_are_refused_before_anything_is_written(db, migrate, mdir, name, content, expected):
     make_three(mdir)
     write(mdir, "1_dup.sql" if content is None else name, content if content is not None else "SELECT 1;")
@@ -200,19 +217,20 @@ def test_check_mode_refuses_the_statements_a_real_run_refuses(db, migrate, mdir)
     """The dry run (and the plan of every deploy) checks the files it would run as a real run
     does: every refused statement named, nothing written."""
     make_three(mdir)
-    write(mdir, "003_many.sql", "BEGIN;\nSELECT pg_advisory_unlock_all();\nDISCARD ALL;\n"
-          "COPY one FROM stdin;\n1\n\\.\nCOMMIT;\n")
+    write(mdir, "003_many.sql", "BEGIN;\nSELECT pg_advisory_unlock_all();\nDISCARD ALL;\nCOPY one FROM stdin;\n1\n\\.\nCOMMIT;\n")
     before = catalog_snapshot(db)
 
     dry = migrate(mdir, check=True)
 
     assert dry.rc == 2
-    for expected in ("003_many.sql line 1: top-level BEGIN",
-                     "003_many.sql line 2: pg_advisory_unlock_all() would release the run's migration lock",
-                     "003_many.sql line 3: DISCARD ALL would release the run's migration lock",
-                     "003_many.sql line 4: COPY ... FROM STDIN streams rows through the client",
-                     "003_many.sql line 7: top-level COMMIT",
-                     "nothing was applied"):
+    for expected in (
+        "003_many.sql line 1: top-level BEGIN",
+        "003_many.sql line 2: pg_advisory_unlock_all() would release the run's migration lock",
+        "003_many.sql line 3: DISCARD ALL would release the run's migration lock",
+        "003_many.sql line 4: COPY ... FROM STDIN streams rows through the client",
+        "003_many.sql line 7: top-level COMMIT",
+        "nothing was applied",
+    ):
         assert expected in dry.result["msg"], expected
     assert catalog_snapshot(db) == before
 
@@ -244,13 +262,21 @@ def test_a_migrations_session_settings_do_not_reach_the_next_one_or_the_history(
     db.sql(f'CREATE ROLE "{role}"')  # may not write schema_migrations
     try:
         header = "-- postgresql_migrate: no-transaction\n" if no_transaction else ""
-        write(mdir, "001_settings.sql", header + "CREATE SCHEMA elsewhere;\n"
-              "SET lock_timeout = '10min';\nSET statement_timeout = 0;\n"
-              "SET search_path = elsewhere, public;\n"
-              f'SET ROLE "{role}";\n')
-        write(mdir, "002_look.sql", "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout, "
-              "current_setting('statement_timeout') AS statement_timeout, "
-              "current_setting('search_path') AS search_path, current_user::text AS who;\n")
+        write(
+            mdir,
+            "001_settings.sql",
+            header + "CREATE SCHEMA elsewhere;\n"
+            "SET lock_timeout = '10min';\nSET statement_timeout = 0;\n"
+            "SET search_path = elsewhere, public;\n"
+            f'SET ROLE "{role}";\n',
+        )
+        write(
+            mdir,
+            "002_look.sql",
+            "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout, "
+            "current_setting('statement_timeout') AS statement_timeout, "
+            "current_setting('search_path') AS search_path, current_user::text AS who;\n",
+        )
 
         run = migrate(mdir, lock_timeout="4s", statement_timeout="2min")
 
@@ -274,8 +300,7 @@ def test_session_role_is_the_role_of_every_migration_and_of_the_history(db, migr
 
         assert run.rc == 0, run.output
         assert db.sql("SELECT who FROM second_t") == [(role,)]
-        assert db.sql("SELECT tableowner FROM pg_tables WHERE tablename IN ('first_t', 'second_t', "
-                      "'schema_migrations') GROUP BY tableowner") == [(role,)]
+        assert db.sql("SELECT tableowner FROM pg_tables WHERE tablename IN ('first_t', 'second_t', 'schema_migrations') GROUP BY tableowner") == [(role,)]
         assert recorded(db) == ["001", "002"]
     finally:
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
@@ -286,10 +311,8 @@ def test_a_migrations_temporary_table_is_gone_for_the_next_one(db, migrate, mdir
     """Two data migrations that each stage rows in a temporary table of the same name: applied
     in one run (a fresh database) as in two, the second must not find the first's table."""
     header = "-- postgresql_migrate: no-transaction\n" if no_transaction else ""
-    write(mdir, "001_seed_colours.sql", header + "CREATE TEMP TABLE staging AS SELECT 'red'::text AS v;\n"
-          "CREATE TABLE colours AS SELECT v FROM staging;\n")
-    write(mdir, "002_seed_sizes.sql", "CREATE TEMP TABLE staging AS SELECT 'large'::text AS v;\n"
-          "CREATE TABLE sizes AS SELECT v FROM staging;\n")
+    write(mdir, "001_seed_colours.sql", header + "CREATE TEMP TABLE staging AS SELECT 'red'::text AS v;\nCREATE TABLE colours AS SELECT v FROM staging;\n")
+    write(mdir, "002_seed_sizes.sql", "CREATE TEMP TABLE staging AS SELECT 'large'::text AS v;\nCREATE TABLE sizes AS SELECT v FROM staging;\n")
 
     run = migrate(mdir)
 
@@ -302,33 +325,41 @@ def test_no_transaction_migration_that_switches_role_keeps_its_progress_marker(d
     """CREATE INDEX CONCURRENTLY must run as the table's owner; a file that SETs that role
     must still have its progress recorded, and its failure reported at its own line."""
     role = "tabowner_" + db.name[-8:]
-    db.sql(f'CREATE ROLE "{role}"; GRANT CREATE ON SCHEMA public TO "{role}"; '
-           f'CREATE TABLE things (id int, label text); ALTER TABLE things OWNER TO "{role}"')
+    db.sql(f'CREATE ROLE "{role}"; GRANT CREATE ON SCHEMA public TO "{role}"; CREATE TABLE things (id int, label text); ALTER TABLE things OWNER TO "{role}"')
     try:
-        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\n"
-              f'SET ROLE "{role}";\n'
-              "CREATE INDEX CONCURRENTLY things_id_idx ON things (id);\n"
-              "CREATE INDEX CONCURRENTLY things_bad_idx ON things (no_such_column);\n")
+        write(
+            mdir,
+            "001_index.sql",
+            "-- postgresql_migrate: no-transaction\n"
+            f'SET ROLE "{role}";\n'
+            "CREATE INDEX CONCURRENTLY things_id_idx ON things (id);\n"
+            "CREATE INDEX CONCURRENTLY things_bad_idx ON things (no_such_column);\n",
+        )
 
         failed = migrate(mdir)
 
         assert failed.rc == 2
         assert "001_index.sql line 4" in failed.result["msg"], failed.result["msg"]
         assert 'column "no_such_column" does not exist' in failed.result["msg"]
-        assert db.sql("SELECT version, statement, error LIKE 'line 4:%' FROM schema_migrations_incomplete") \
-            == [("001", 3, True)]
+        assert db.sql("SELECT version, statement, error LIKE 'line 4:%' FROM schema_migrations_incomplete") == [("001", 3, True)]
 
-        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\n"
-              f'SET ROLE "{role}";\n'
-              "CREATE INDEX CONCURRENTLY IF NOT EXISTS things_id_idx ON things (id);\n"
-              "CREATE INDEX CONCURRENTLY things_label_idx ON things (label);\n")
+        write(
+            mdir,
+            "001_index.sql",
+            "-- postgresql_migrate: no-transaction\n"
+            f'SET ROLE "{role}";\n'
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS things_id_idx ON things (id);\n"
+            "CREATE INDEX CONCURRENTLY things_label_idx ON things (label);\n",
+        )
         retried = migrate(mdir, retry_incomplete=["001"])
 
         assert retried.rc == 0, retried.output
         assert recorded(db) == ["001"]
         assert db.sql("SELECT count(*) FROM schema_migrations_incomplete") == [(0,)]
-        assert db.sql("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'things'::regclass "
-                      "ORDER BY 1") == [("things_id_idx",), ("things_label_idx",)]
+        assert db.sql("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'things'::regclass ORDER BY 1") == [
+            ("things_id_idx",),
+            ("things_label_idx",),
+        ]
     finally:
         db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
@@ -336,25 +367,20 @@ def test_no_transaction_migration_that_switches_role_keeps_its_progress_marker(d
 def test_no_transaction_file_that_makes_the_session_read_only_fails_at_its_own_line(db, migrate, mdir):
     """The file's read-only default reaches its own next statement, which fails where it is
     written; the module's progress marker is still written (its transactions are READ WRITE)."""
-    write(mdir, "001_ro.sql", "-- postgresql_migrate: no-transaction\n"
-          "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;\n"
-          "CREATE TABLE not_made (id int);\n")
+    write(mdir, "001_ro.sql", "-- postgresql_migrate: no-transaction\nSET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;\nCREATE TABLE not_made (id int);\n")
 
     run = migrate(mdir)
 
     assert run.rc == 2
     assert run.result["failed_migration"]["line"] == 3
     assert run.result["failed_migration"]["statement"] == "CREATE TABLE not_made (id int)"
-    assert "001_ro.sql line 3: SQLSTATE 25006: cannot execute CREATE TABLE in a read-only transaction" \
-        in run.result["msg"]
-    assert db.sql("SELECT version, statement, error LIKE 'line 3:%' FROM schema_migrations_incomplete") \
-        == [("001", 2, True)]
+    assert "001_ro.sql line 3: SQLSTATE 25006: cannot execute CREATE TABLE in a read-only transaction" in run.result["msg"]
+    assert db.sql("SELECT version, statement, error LIKE 'line 3:%' FROM schema_migrations_incomplete") == [("001", 2, True)]
     assert "not_made" not in db.tables()
 
 
 def test_error_inside_a_do_block_names_the_line_of_the_block(db, migrate, mdir):
-    write(mdir, "001_do.sql", "-- backfill\n\nDO $$\nBEGIN\n  PERFORM 1;\n"
-          "  INSERT INTO no_such_table VALUES (1);\nEND\n$$;\n")
+    write(mdir, "001_do.sql", "-- backfill\n\nDO $$\nBEGIN\n  PERFORM 1;\n  INSERT INTO no_such_table VALUES (1);\nEND\n$$;\n")
 
     run = migrate(mdir)
 
@@ -386,8 +412,12 @@ def test_a_password_in_a_migration_is_never_shown(db, migrate, mdir):
     assert typo.rc == 2 and typo.result["failed_migration"]["sqlstate"] == "42601"
     assert typo.result["failed_migration"]["message"] == 'syntax error at or near "********"'
     assert "001_role.sql line 1: SQLSTATE 42601: syntax error at or near \"********\"" in typo.result["msg"]
-    write(mdir, "001_role.sql", f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD 'Sx-diff-3';\n"
-          f"CREATE SUBSCRIPTION s_{role} CONNECTION 'host=db password=Sx-conninfo-4 dbname=x' PUBLICATION p;\n")
+    write(
+        mdir,
+        "001_role.sql",
+        f"CREATE ROLE {role} LOGIN ENCRYPTED PASSWORD 'Sx-diff-3';\n"
+        f"CREATE SUBSCRIPTION s_{role} CONNECTION 'host=db password=Sx-conninfo-4 dbname=x' PUBLICATION p;\n",
+    )
 
     dry = migrate(mdir, check=True, diff=True)
 
@@ -402,8 +432,7 @@ def test_a_password_in_a_migration_is_never_shown(db, migrate, mdir):
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
 def test_version_too_long_for_the_apps_history_column_is_refused_before_anything(db, migrate, mdir, repo_root, check):
     """The app's 000 makes version VARCHAR(10); a timestamp-style version does not fit."""
-    write(mdir, "000_create_migrations_table.sql",
-          (repo_root / "migrations" / "000_create_migrations_table.sql").read_text())
+    write(mdir, "000_create_migrations_table.sql", (repo_root / "migrations" / "000_create_migrations_table.sql").read_text())
     assert migrate(mdir).rc == 0
     write(mdir, "001_one.sql", "CREATE TABLE one (id int);\n")
     write(mdir, "20240101120000_stamped.sql", "CREATE TABLE stamped (id int);\n")
@@ -411,8 +440,7 @@ def test_version_too_long_for_the_apps_history_column_is_refused_before_anything
     run = migrate(mdir, check=check)
 
     assert run.rc == 2
-    assert ("versions 20240101120000 have more than the 10 characters the history table's version column holds"
-            in run.result["msg"])
+    assert "versions 20240101120000 have more than the 10 characters the history table's version column holds" in run.result["msg"]
     assert "nothing was applied" in run.result["msg"]
     assert db.tables() == ["schema_migrations"]
 
@@ -423,30 +451,35 @@ def test_history_table_in_a_schema_that_does_not_exist_is_not_blamed_on_the_file
     run = migrate(mdir, table="audit.schema_migrations")
 
     assert run.rc == 2
-    assert run.result["msg"].startswith("migration 001 failed while preparing the history table "
-                                        '"audit"."schema_migrations": SQLSTATE 3F000: schema "audit" does not exist')
-    assert run.result["msg"].endswith("The file's statements succeeded: check the table option, that the login "
-                                      "user (or session_role) may create and write that table in its schema, and "
-                                      "that the file leaves its transaction writable; then rerun.")
+    assert run.result["msg"].startswith(
+        "migration 001 failed while preparing the history table \"audit\".\"schema_migrations\": SQLSTATE 3F000: schema \"audit\" does not exist"
+    )
+    assert run.result["msg"].endswith(
+        "The file's statements succeeded: check the table option, that the login "
+        "user (or session_role) may create and write that table in its schema, and "
+        "that the file leaves its transaction writable; then rerun."
+    )
     assert run.status_of()["001"] == "failed"
     assert db.tables() == []
 
 
 def test_no_transaction_file_whose_progress_table_cannot_be_created_is_reported_as_failed(db, migrate, mdir):
     user = "deployer_" + db.name[-8:]
-    db.sql(f'CREATE ROLE "{user}" LOGIN; CREATE TABLE schema_migrations (version varchar(50) PRIMARY KEY, '
-           f'name varchar(255), applied_at timestamptz DEFAULT now()); ALTER TABLE schema_migrations OWNER TO "{user}"; '
-           f'CREATE TABLE t (id int); ALTER TABLE t OWNER TO "{user}"')
+    db.sql(
+        f'CREATE ROLE "{user}" LOGIN; CREATE TABLE schema_migrations (version varchar(50) PRIMARY KEY, '
+        f'name varchar(255), applied_at timestamptz DEFAULT now()); ALTER TABLE schema_migrations OWNER TO "{user}"; '
+        f'CREATE TABLE t (id int); ALTER TABLE t OWNER TO "{user}"'
+    )
     try:
-        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\n"
-              "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
+        write(mdir, "001_index.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n")
 
         run = migrate(mdir, login_user=user)
 
         assert run.rc == 2
         msg = run.result["msg"]
-        assert msg.startswith('migration 001 failed while creating its progress row in public.'
-                              '"schema_migrations_incomplete": SQLSTATE 42501: permission denied for schema public')
+        assert msg.startswith(
+            'migration 001 failed while creating its progress row in public."schema_migrations_incomplete": SQLSTATE 42501: permission denied for schema public'
+        )
         assert "001 is a no-transaction migration: none of its statements ran" in msg
         assert run.status_of()["001"] == "failed"
         assert db.sql("SELECT count(*) FROM pg_indexes WHERE indexname = 't_id'") == [(0,)]
@@ -472,10 +505,10 @@ def test_set_session_authorization_in_a_file_does_not_reach_the_history(db, migr
 
 # --- no-transaction migrations ----------------------------------------------
 
+
 def test_no_transaction_migration_runs_outside_a_transaction(db, migrate, mdir):
     make_three(mdir)
-    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\n"
-                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n")
+    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n")
 
     run = migrate(mdir)
 
@@ -489,9 +522,13 @@ def test_no_transaction_migration_runs_outside_a_transaction(db, migrate, mdir):
 
 def test_failed_no_transaction_migration_is_reported_until_retried(db, migrate, mdir):
     make_three(mdir)
-    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\n"
-                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n"
-                                 "CREATE INDEX CONCURRENTLY two_bad_idx ON two (no_such_column);\n")
+    write(
+        mdir,
+        "011_index.sql",
+        "-- postgresql_migrate: no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n"
+        "CREATE INDEX CONCURRENTLY two_bad_idx ON two (no_such_column);\n",
+    )
     write(mdir, "012_after.sql", "CREATE TABLE after_index (id int);\n")
     first = migrate(mdir)
     assert first.rc == 2
@@ -504,9 +541,13 @@ def test_failed_no_transaction_migration_is_reported_until_retried(db, migrate, 
     assert second.result["incomplete"][0]["version"] == "011"
     assert "after_index" not in db.tables()
 
-    write(mdir, "011_index.sql", "-- postgresql_migrate: no-transaction\n"
-                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n"
-                                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS two_id_idx ON two (id);\n")
+    write(
+        mdir,
+        "011_index.sql",
+        "-- postgresql_migrate: no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS one_id_idx ON one (id);\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS two_id_idx ON two (id);\n",
+    )
     third = migrate(mdir, retry_incomplete=["011"])
     assert third.rc == 0, third.output
     assert third.status_of()["011"] == "applied" and third.status_of()["012"] == "applied"
@@ -514,6 +555,7 @@ def test_failed_no_transaction_migration_is_reported_until_retried(db, migrate, 
 
 
 # --- locks ------------------------------------------------------------------
+
 
 def test_lock_held_by_another_run_fails_after_the_wait_naming_the_holder(db, migrate, mdir):
     make_three(mdir)
@@ -561,8 +603,7 @@ def test_create_index_concurrently_waits_for_an_unrelated_old_transaction(db, mi
     no app query, so lock_timeout must not fail it."""
     write(mdir, "001_big.sql", "CREATE TABLE big (id int);\nCREATE TABLE other (id int);\n")
     assert migrate(mdir).rc == 0
-    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
-          "CREATE INDEX CONCURRENTLY big_id ON big (id);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY big_id ON big (id);\n")
     with db.open_transaction("SELECT count(*) FROM other", isolation_level="REPEATABLE READ") as report:
         threading.Timer(2.5, report.rollback).start()  # the report ends after 2.5 s
 
@@ -577,8 +618,7 @@ def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, mi
     """An abandoned transaction must not hang an unattended deploy forever."""
     write(mdir, "001_t.sql", "CREATE TABLE t (id int);\n")
     assert migrate(mdir).rc == 0
-    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
-          "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n")
     with db.open_transaction("INSERT INTO t VALUES (1)"):  # abandoned: idle in transaction
         started = time.monotonic()
 
@@ -593,22 +633,22 @@ def test_create_index_concurrently_gives_up_after_concurrent_lock_timeout(db, mi
 
 def test_failed_create_index_concurrently_names_the_invalid_index_to_drop(db, migrate, mdir):
     write(mdir, "001_t.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n")
-    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
-          "CREATE UNIQUE INDEX CONCURRENTLY t_id ON t (id);\n")
+    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY t_id ON t (id);\n")
 
     run = migrate(mdir)
 
     assert run.rc == 2
     msg = run.result["msg"]
     assert "002_index.sql line 2: SQLSTATE 23505" in msg
-    assert ("invalid index left: public.t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY (this attempt or an earlier "
-            "one) leaves its new index invalid: drop it with DROP INDEX CONCURRENTLY public.t_id; before the retry") in msg
+    assert (
+        "invalid index left: public.t_id. A failed CREATE UNIQUE INDEX CONCURRENTLY (this attempt or an earlier "
+        "one) leaves its new index invalid: drop it with DROP INDEX CONCURRENTLY public.t_id; before the retry"
+    ) in msg
     assert db.sql("SELECT error FROM schema_migrations_incomplete")[0][0].startswith(
-        "line 2: SQLSTATE 23505: could not create unique index \"t_id\" DETAIL: Key (id)=(1) is duplicated. "
-        "invalid index left: public.t_id.")
+        "line 2: SQLSTATE 23505: could not create unique index \"t_id\" DETAIL: Key (id)=(1) is duplicated. invalid index left: public.t_id."
+    )
 
-    write(mdir, "002_index.sql", "-- postgresql_migrate: no-transaction\n"
-          f"REINDEX DATABASE not_{db.name[:40]};\n")
+    write(mdir, "002_index.sql", f"-- postgresql_migrate: no-transaction\nREINDEX DATABASE not_{db.name[:40]};\n")
     other = migrate(mdir, retry_incomplete=["002"])
     assert other.rc == 2 and "SQLSTATE 0A000" in other.result["msg"]
     assert "invalid indexes" not in other.result["msg"]  # REINDEX DATABASE builds nothing concurrently
@@ -625,12 +665,12 @@ def test_table_lock_held_by_the_app_times_out_retries_then_fails(db, migrate, md
         assert run.result["failed_migration"]["sqlstate"] == "55P03"
         assert run.result["failed_migration"]["attempts"] == 2
         assert "held a lock the migration needed for longer than lock_timeout" in run.result["msg"]
-    assert db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'one' "
-                  "AND column_name = 'name'") == [(0,)]
+    assert db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'one' AND column_name = 'name'") == [(0,)]
     assert migrate(mdir).rc == 0
 
 
 # --- server roles and connections -------------------------------------------
+
 
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
 def test_read_only_database_is_refused_in_check_mode_too(db, migrate, mdir, check):
@@ -640,8 +680,7 @@ def test_read_only_database_is_refused_in_check_mode_too(db, migrate, mdir, chec
     run = migrate(mdir, check=check)
 
     assert run.rc == 2
-    assert f"database {db.name} is read-only for this session (default_transaction_read_only is on" \
-        in run.result["msg"]
+    assert f"database {db.name} is read-only for this session (default_transaction_read_only is on" in run.result["msg"]
     assert db.tables() == []
 
 
@@ -657,12 +696,12 @@ def test_empty_database_name_is_refused_and_the_default_database_untouched(pg, m
 
 def test_latin1_database_gets_the_servers_word_for_a_character_it_cannot_store(pg, mdir):
     from migrate_runner import run_migrate
+
     name = "latin1_" + uuid.uuid4().hex[:8]
     pg.sql(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
     try:
         write(mdir, "001_cafe.sql", "CREATE TABLE cafe (name text);\nINSERT INTO cafe VALUES ('caf\u00e9');\n")
-        write(mdir, "002_price.sql", "-- a comment is not sent: \u20ac\nCREATE TABLE price (eur numeric);\n"
-              "COMMENT ON TABLE price IS 'in \u20ac';\n")
+        write(mdir, "002_price.sql", "-- a comment is not sent: \u20ac\nCREATE TABLE price (eur numeric);\nCOMMENT ON TABLE price IS 'in \u20ac';\n")
 
         run = run_migrate(dict(pg.login_params(name), path=str(mdir)))
 
@@ -677,6 +716,7 @@ def test_latin1_database_gets_the_servers_word_for_a_character_it_cannot_store(p
 
 def test_hot_standby_is_refused(standby, mdir, tmp_path):
     from migrate_runner import run_migrate
+
     make_three(mdir)
     args = dict(standby.login_params("postgres"), path=str(mdir))
 
@@ -690,6 +730,7 @@ def test_hot_standby_is_refused(standby, mdir, tmp_path):
 
 def test_wrong_password_is_clear_and_never_shown(db, pg, mdir):
     from migrate_runner import run_migrate
+
     make_three(mdir)
     secret = "S3cr3t-Pa55-%d" % time.time_ns()
     role = "deployer_%d" % (time.time_ns() % 100000)
@@ -712,6 +753,7 @@ def test_wrong_password_is_clear_and_never_shown(db, pg, mdir):
 
 def test_unknown_database_is_clear(pg, mdir):
     from migrate_runner import run_migrate
+
     make_three(mdir)
     run = run_migrate(dict(pg.login_params("no_such_db"), path=str(mdir)))
     assert run.rc == 2

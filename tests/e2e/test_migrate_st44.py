@@ -11,8 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 def history(db):
-    return db.sql("SELECT version, name, checksum, applied_by, execution_ms, applied_at "
-                  "FROM schema_migrations ORDER BY version")
+    return db.sql("SELECT version, name, checksum, applied_by, execution_ms, applied_at FROM schema_migrations ORDER BY version")
 
 
 def test_fresh_database_gets_every_migration_once(db, migrate):
@@ -56,8 +55,7 @@ def test_rerun_changes_nothing(db, migrate):
 def test_history_table_stays_readable_for_the_app(db, migrate):
     assert migrate(MIGRATIONS).rc == 0
     # What the app's own migration runner reads and writes.
-    assert db.sql("SELECT version, name FROM schema_migrations WHERE version = '001'") == [
-        ("001", "create_users_table")]
+    assert db.sql("SELECT version, name FROM schema_migrations WHERE version = '001'") == [("001", "create_users_table")]
     db.sql("INSERT INTO schema_migrations (version, name) VALUES ('900', 'app_side') ON CONFLICT (version) DO NOTHING")
     run = migrate(MIGRATIONS)
     assert run.rc == 0
@@ -119,8 +117,7 @@ def test_diff_shows_the_sql(db, migrate):
 def test_versions_applied_by_hand_are_adopted_not_rerun(db, migrate, pg):
     # Someone ran 000 and 001 with psql during the outage, then dropped an index by hand.
     for name in ("000_create_migrations_table.sql", "001_create_users_table.sql"):
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(MIGRATIONS / name),
-                        db.dsn()], check=True, capture_output=True)
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(MIGRATIONS / name), db.dsn()], check=True, capture_output=True)
     db.sql("DROP INDEX IF EXISTS user_sessions_expires_at_idx")
     indexes_before = db.sql("SELECT indexname FROM pg_indexes WHERE tablename IN ('users', 'user_sessions') ORDER BY 1")
     assert db.sql("SELECT version FROM schema_migrations ORDER BY 1") == [("000",), ("001",)]
@@ -133,8 +130,7 @@ def test_versions_applied_by_hand_are_adopted_not_rerun(db, migrate, pg):
     assert [m.get("adopted") for m in run.result["migrations"]] == [True, True] + [None] * 6
     assert [v for v, s in statuses.items() if s == "applied"] == ST44_VERSIONS[2:]
     # Not run again: the index dropped by hand stays dropped.
-    assert db.sql("SELECT indexname FROM pg_indexes WHERE tablename IN ('users', 'user_sessions') "
-                  "ORDER BY 1") == indexes_before
+    assert db.sql("SELECT indexname FROM pg_indexes WHERE tablename IN ('users', 'user_sessions') ORDER BY 1") == indexes_before
     # Adopted: the checksum is now recorded, so later edits are detected.
     assert db.sql("SELECT count(*) FROM schema_migrations WHERE checksum IS NULL") == [(0,)]
     assert migrate(MIGRATIONS).result["changed"] is False
@@ -142,8 +138,7 @@ def test_versions_applied_by_hand_are_adopted_not_rerun(db, migrate, pg):
 
 def test_check_mode_on_hand_applied_versions(db, migrate):
     for name in ("000_create_migrations_table.sql", "001_create_users_table.sql"):
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(MIGRATIONS / name),
-                        db.dsn()], check=True, capture_output=True)
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(MIGRATIONS / name), db.dsn()], check=True, capture_output=True)
     before = catalog_snapshot(db)
 
     run = migrate(MIGRATIONS, check=True)
@@ -174,9 +169,8 @@ def test_unknown_target_version_is_refused(db, migrate):
 
 def test_ansible_doc_shows_the_module(repo_root):
     from migrate_runner import VENV_BIN, env
-    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-M", "library", "postgresql_migrate"],
-                          cwd=repo_root, env=env(), capture_output=True, text=True)
+
+    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-M", "library", "postgresql_migrate"], cwd=repo_root, env=env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    for text in ("allow_out_of_order", "target_version", "login_password", "EXAMPLES", "RETURN VALUES",
-                 "would_apply", "no-transaction"):
+    for text in ("allow_out_of_order", "target_version", "login_password", "EXAMPLES", "RETURN VALUES", "would_apply", "no-transaction"):
         assert text in proc.stdout, text

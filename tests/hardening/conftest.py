@@ -47,14 +47,17 @@ def backends(cluster, dbname: str, query_like: str = "%") -> list[tuple]:
         "SELECT pid, application_name, state, wait_event_type, query FROM pg_stat_activity "
         "WHERE datname = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
         "AND query LIKE %s ORDER BY backend_start",
-        params=(dbname, query_like))
+        params=(dbname, query_like),
+    )
 
 
 def wait_for_backend(cluster, dbname: str, query_like: str, timeout: float = 60, state: str | None = None):
     """The pid of the first backend of dbname running a query LIKE query_like."""
+
     def found():
         rows = [r for r in backends(cluster, dbname, query_like) if state is None or r[2] == state]
         return rows[0][0] if rows else None
+
     return wait_for(found, timeout, what=f"a backend running {query_like!r} in {dbname}")
 
 
@@ -100,8 +103,7 @@ def module_pids(pids) -> list[int]:
             argv = [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
         except OSError:
             continue
-        if argv and "python" in os.path.basename(argv[0].decode(errors="replace")) and (
-                len(argv) == 1 or any(b"AnsiballZ_" in a for a in argv[1:])):
+        if argv and "python" in os.path.basename(argv[0].decode(errors="replace")) and (len(argv) == 1 or any(b"AnsiballZ_" in a for a in argv[1:])):
             found.append(pid)
     return found
 
@@ -164,12 +166,12 @@ def _popen(cmd: list[str], workdir: Path, env: dict | None = None) -> subprocess
     # The controller's temporary directory, which a killed run leaves behind: in the test's, not in $HOME.
     env = dict({"ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-local")}, **(env or {}))
     with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
-        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), stdout=out, stderr=err,
-                                start_new_session=True)
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), stdout=out, stderr=err, start_new_session=True)
 
 
-def start_deploy(host_vars: dict, workdir: Path, *, secrets: dict | None = None,
-                 verbosity: int = 0, playbook: str = "deploy-db.yml", env: dict | None = None) -> Background:
+def start_deploy(
+    host_vars: dict, workdir: Path, *, secrets: dict | None = None, verbosity: int = 0, playbook: str = "deploy-db.yml", env: dict | None = None
+) -> Background:
     """Start deploy-db.yml in the background, in a new session (its own process group)."""
     workdir.mkdir(parents=True, exist_ok=True)
     inventory = workdir / "inventory.yml"
@@ -193,13 +195,11 @@ def start_module(module_args: dict, workdir: Path) -> Background:
     return Background(_popen(cmd, workdir), workdir)
 
 
-
 def forms_of(password: str) -> list[str]:
     """The password as typed, as the pass file writes it, and its longest run of letters and digits:
     that part is found whatever a writer escapes (JSON, a Python literal, a shell word...)."""
     core = max(re.findall(r"[A-Za-z0-9_-]{12,}", password), key=len, default=None)
     return [password, password.replace("\\", "\\\\").replace(":", "\\:")] + ([core] if core else [])
-
 
 
 @contextmanager
@@ -208,8 +208,9 @@ def deploy_waiting_in_pg_dump(pg, db, site, tcp_login, workdir: Path, reap, verb
     pg_dump waits for a lock on users; the st44 tables are applied first, owned by the deploy's role.
     Yields the run; leaving the block releases the lock."""
     first = migrate_runner.run_migrate(
-        dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port,
-             login_user=tcp_login.role), secret_args={"login_password": tcp_login.password})
+        dict(path=str(site.migrations), db=db.name, login_host="127.0.0.1", login_port=pg.port, login_user=tcp_login.role),
+        secret_args={"login_password": tcp_login.password},
+    )
     assert first.rc == 0, first.output
     write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)  # pending: a backup is taken
     with db.open_transaction("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"):
@@ -218,8 +219,8 @@ def deploy_waiting_in_pg_dump(pg, db, site, tcp_login, workdir: Path, reap, verb
 
         def pg_dump_waits():
             assert run.proc.poll() is None, "the deploy ended early:\n" + run.finish().output[-3000:]
-            return db.sql("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'pg_dump' "
-                          "AND wait_event_type = 'Lock'", (db.name,))
+            return db.sql("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'pg_dump' AND wait_event_type = 'Lock'", (db.name,))
+
         wait_for(pg_dump_waits, 180, what="pg_dump waiting for the lock on users")
         yield run
 

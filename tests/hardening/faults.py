@@ -63,8 +63,8 @@ def assert_all_or_nothing(db, expected_recorded: list[str], locks_free: bool = T
     for version, names in TABLES_OF.items():
         for name in names:
             assert (name in tables) == (version in versions), (
-                f"{name} of {version}: {'present' if name in tables else 'absent'} "
-                f"but {version} is {'recorded' if version in versions else 'not recorded'}")
+                f"{name} of {version}: {'present' if name in tables else 'absent'} but {version} is {'recorded' if version in versions else 'not recorded'}"
+            )
     for version, table in (("001", "first_t"), ("002", "slow_t"), ("003", "last_t")):
         if version in versions:
             assert db.sql(f"SELECT count(*) FROM {table}") == [(1,)], f"{version} ran more than once"

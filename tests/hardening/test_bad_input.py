@@ -44,11 +44,12 @@ def test_every_bad_file_is_named_at_once_and_nothing_is_written(deploy, db, site
 
     assert run.rc != 0
     for expected in (
-            "017_dup.sql and 17_dup_again.sql: duplicate version 17",
-            "18-no-underscore.sql: the name does not match NNN_description.sql",
-            "020_latin1.sql: not valid UTF-8 (byte 0xe9 at line 1); save the file as UTF-8",
-            f"022_link.sql: a symbolic link to {outside}, outside the migrations directory",
-            "nothing was applied"):
+        "017_dup.sql and 17_dup_again.sql: duplicate version 17",
+        "18-no-underscore.sql: the name does not match NNN_description.sql",
+        "020_latin1.sql: not valid UTF-8 (byte 0xe9 at line 1); save the file as UTF-8",
+        f"022_link.sql: a symbolic link to {outside}, outside the migrations directory",
+        "nothing was applied",
+    ):
         assert expected in run.output, expected
     assert catalog(db) == before
     assert "pwned" not in db.tables()
@@ -72,8 +73,9 @@ def test_file_over_max_file_size_is_refused_on_the_controller_before_anything_is
     run = deploy()
 
     assert run.rc != 0
-    assert ("migration files larger than db_deploy_max_file_size (52428800 bytes): 023_huge.sql. "
-            "Nothing was shipped and no migration was applied") in run.output, run.output[-3000:]
+    assert (
+        "migration files larger than db_deploy_max_file_size (52428800 bytes): 023_huge.sql. Nothing was shipped and no migration was applied"
+    ) in run.output, run.output[-3000:]
     assert site.shipped() == []
     assert site.backup_files() == []
     assert catalog(db) == before

@@ -26,8 +26,7 @@ import time
 import pytest
 
 from . import faults
-from .conftest import (backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy,
-                       start_module, wait_for, wait_for_backend)
+from .conftest import backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy, start_module, wait_for, wait_for_backend
 from integration.namesakes import system_identifier
 from integration.support import migrate_runner, recorded_versions
 
@@ -109,6 +108,7 @@ def test_sigkill_of_ansible_playbook_leaves_the_module_finishing_the_job(db, tmp
 
 # --- the real deploy-db.yml ---------------------------------------------------------------
 
+
 def fault_deploy_vars(socket_vars, site, **more):
     """The socket shape (become postgres) deploying the fault migrations instead of st44's."""
     for path in site.migrations.iterdir():
@@ -127,8 +127,7 @@ def deploy_held_in_002(db, site, socket_vars, tmp_path, reap):
     return host_vars, run
 
 
-def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(
-        db, site, socket_vars, deploy, tmp_path, reap):
+def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(db, site, socket_vars, deploy, tmp_path, reap):
     host_vars, first = deploy_held_in_002(db, site, socket_vars, tmp_path, reap)
     first.orphans = first.tree()
 
@@ -152,8 +151,7 @@ def test_ci_cancel_of_a_deploy_lets_it_finish_and_a_second_deploy_waits_cleanly(
     assert rerun.rc == 0 and rerun.result["changed"] is False, rerun.output
 
 
-def test_killed_deploy_leaves_a_whole_backup_and_a_rerun_of_the_playbook_converges(
-        db, site, socket_vars, deploy, tmp_path, reap):
+def test_killed_deploy_leaves_a_whole_backup_and_a_rerun_of_the_playbook_converges(db, site, socket_vars, deploy, tmp_path, reap):
     host_vars, first = deploy_held_in_002(db, site, socket_vars, tmp_path, reap)
 
     first.kill_tree()  # the container running the job is killed
@@ -167,8 +165,7 @@ def test_killed_deploy_leaves_a_whole_backup_and_a_rerun_of_the_playbook_converg
     rerun = deploy(vars=host_vars)
 
     assert rerun.rc == 0, rerun.output
-    assert [(v, st) for v, _, st in rerun.version_lines()] == [
-        ("001", "already applied"), ("002", "applied"), ("003", "applied")]
+    assert [(v, st) for v, _, st in rerun.version_lines()] == [("001", "already applied"), ("002", "applied"), ("003", "applied")]
     faults.assert_all_or_nothing(db, ["001", "002", "003"])
     assert rerun.report["result"] == "ok" and rerun.report["backup_file"] != str(backup)
     assert backup.exists()
@@ -198,8 +195,7 @@ def test_killed_deploy_leaves_no_copy_of_the_password_on_the_host(db, site, tcp_
     db.sql(f'GRANT SELECT ON fault_gate TO "{tcp_login.role}"')  # 002 reads it, pg_dump dumps it
     # Ansible's temporary directories, on the host (remote) and the controller (local), where a test sees them.
     tmp_dirs = {"ANSIBLE_REMOTE_TMP": tmp_path / "remote-tmp", "ANSIBLE_LOCAL_TEMP": tmp_path / "local-tmp"}
-    run = start_deploy(host_vars, tmp_path / "first", secrets=tcp_login.secrets(),
-                       env={k: str(v) for k, v in tmp_dirs.items()})
+    run = start_deploy(host_vars, tmp_path / "first", secrets=tcp_login.secrets(), env={k: str(v) for k, v in tmp_dirs.items()})
     reap(run)
     wait_for_backend(db.cluster, db.name, faults.SLEEP_LIKE, timeout=120)
 
@@ -221,8 +217,7 @@ def test_killed_deploy_leaves_no_copy_of_the_password_on_the_host(db, site, tcp_
     faults.assert_all_or_nothing(db, ["001", "002", "003"])
 
 
-def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_backup(
-        pg, db, site, tcp_login, deploy, tmp_path, reap):
+def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_backup(pg, db, site, tcp_login, deploy, tmp_path, reap):
     """Killed while pg_dump runs, a deploy leaves its pass file (the password) and a partial dump.
     A later backup of the same database removes such leftovers once older than
     db_deploy_leftover_hours, and keeps younger ones (also when the setting is 0): they may
@@ -230,8 +225,7 @@ def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_back
     with deploy_waiting_in_pg_dump(pg, db, site, tcp_login, tmp_path / "killed", reap) as run:
         run.kill_tree()
     # Its backend notices the dead client once it has the lock and writes to it.
-    wait_for(lambda: not [b for b in backends(db.cluster, db.name) if b[1] == "pg_dump"], GONE_WITHIN,
-             what="pg_dump's backend to end")
+    wait_for(lambda: not [b for b in backends(db.cluster, db.name) if b[1] == "pg_dump"], GONE_WITHIN, what="pg_dump's backend to end")
     old = sorted(p.name for p in site.backups.iterdir())
     # Both carry the owner key of this database on this cluster: a later run knows them as its own.
     key = hashlib.sha256(f"{system_identifier(pg)}/{db.name}".encode()).hexdigest()[:16]
@@ -254,7 +248,6 @@ def test_leftovers_of_a_deploy_killed_during_pg_dump_are_removed_by_a_later_back
     assert rerun.rc == 0, rerun.output
     assert "017" in recorded_versions(db)
     (backup,) = site.backup_files()
-    assert sorted(p.name for p in site.backups.iterdir()) == sorted(
-        young + foreign + [backup.name, backup.name + ".json"])
+    assert sorted(p.name for p in site.backups.iterdir()) == sorted(young + foreign + [backup.name, backup.name + ".json"])
     for name in old:
         assert name in rerun.output  # each removal is listed

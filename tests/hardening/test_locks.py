@@ -27,16 +27,14 @@ SLACK_S = 0.75  # scheduling on a loaded 2-core machine
 
 
 def column_count(db) -> int:
-    return db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'one' "
-                  "AND column_name = 'name'")[0][0]
+    return db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'one' AND column_name = 'name'")[0][0]
 
 
 def test_app_lock_times_out_retries_then_fails_without_blocking_the_app(db, tmp_path):
     mdir = tmp_path / "m"
     mdir.mkdir()
     (mdir / "001_one.sql").write_text("CREATE TABLE one (id int);\nINSERT INTO one VALUES (1);\n")
-    args = dict(db.login_params(), path=str(mdir), lock_timeout=f"{int(LOCK_TIMEOUT_S * 1000)}ms",
-                lock_retries=RETRIES)
+    args = dict(db.login_params(), path=str(mdir), lock_timeout=f"{int(LOCK_TIMEOUT_S * 1000)}ms", lock_retries=RETRIES)
     assert migrate_runner.run_migrate(args).rc == 0
     (mdir / "002_alter.sql").write_text("ALTER TABLE one ADD COLUMN name text;\n")
 
@@ -114,8 +112,10 @@ def test_a_files_own_lock_timeout_does_not_cut_the_history_write_short(db, tmp_p
     def history_write_waits():
         if proc.poll() is not None:
             return "exited"
-        return db.sql("SELECT 'waits' FROM pg_stat_activity WHERE datname = current_database() "
-                      "AND wait_event_type = 'Lock' AND query LIKE %s", params=("%schema_migrations%",))
+        return db.sql(
+            "SELECT 'waits' FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE %s",
+            params=("%schema_migrations%",),
+        )
 
     try:
         waited = wait_for(history_write_waits, timeout=120, what="the history write to wait for the lock")

@@ -39,8 +39,7 @@ def inject_and_rerun(database, tmp_path, reap, inject):
     assert "rerun: it applies 002 again" in msg
     assert "Applied by this run before it: 001" in msg
     assert "Fix the file" not in msg  # nothing is wrong with the file
-    assert [(m["version"], m["status"]) for m in result["migrations"]] == [
-        ("001", "applied"), ("002", "failed"), ("003", "skipped")]
+    assert [(m["version"], m["status"]) for m in result["migrations"]] == [("001", "applied"), ("002", "failed"), ("003", "skipped")]
     assert "002" in failed.stdout  # what the person at the terminal reads
     faults.assert_all_or_nothing(database, ["001"])
 

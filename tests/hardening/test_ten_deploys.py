@@ -35,11 +35,25 @@ def old_backup(site, db, day: int, manifest: bool) -> Path:
     stamp = 1577836800 + day * 86400
     if manifest:
         meta = path.with_name(path.name + ".json")
-        meta.write_text(json.dumps({
-            "tool": "db_deploy", "format": 1, "file": path.name, "database": db.name,
-            "system_identifier": system_identifier(db.cluster), "host": "localhost",
-            "time": f"2020-01-{day:02d}T00:00:00Z", "release": "files-old", "run_id": "00000000",
-            "versions": [], "size": 9, "sha256": hashlib.sha256(b"PGDMP old").hexdigest(), "verified": True}))
+        meta.write_text(
+            json.dumps(
+                {
+                    "tool": "db_deploy",
+                    "format": 1,
+                    "file": path.name,
+                    "database": db.name,
+                    "system_identifier": system_identifier(db.cluster),
+                    "host": "localhost",
+                    "time": f"2020-01-{day:02d}T00:00:00Z",
+                    "release": "files-old",
+                    "run_id": "00000000",
+                    "versions": [],
+                    "size": 9,
+                    "sha256": hashlib.sha256(b"PGDMP old").hexdigest(),
+                    "verified": True,
+                }
+            )
+        )
         meta.chmod(0o600)
         os.utime(meta, (stamp, stamp))
     os.utime(path, (stamp, stamp))
@@ -54,8 +68,7 @@ def test_ten_deploys_at_once_apply_each_migration_exactly_once(db, site, tcp_log
     unowned = [old_backup(site, db, day, manifest=False) for day in (1, 4)]
     runs = []
     for n in range(RUNS):
-        host_vars = dict(tcp_login.vars, db_deploy_backup_keep=3,
-                         db_deploy_report_dir=str(tmp_path / f"workspace{n}" / "reports"))
+        host_vars = dict(tcp_login.vars, db_deploy_backup_keep=3, db_deploy_report_dir=str(tmp_path / f"workspace{n}" / "reports"))
         run = start_deploy(host_vars, tmp_path / f"workspace{n}", secrets=tcp_login.secrets())
         reap(run)
         runs.append(run)
@@ -89,7 +102,7 @@ def test_ten_deploys_at_once_apply_each_migration_exactly_once(db, site, tcp_log
     leftovers = sorted(n for n in names if not n.endswith((".dump", ".dump.json")))
     assert leftovers == [], leftovers
     # Every manifest sits next to its dump, and every backup of a run has one.
-    assert {n[:-len(".json")] for n in names if n.endswith(".json")} <= names
+    assert {n[: -len(".json")] for n in names if n.endswith(".json")} <= names
     taken = [d.report["backup_file"] for d in done if d.report["backup_file"]]
     assert len(set(taken)) == len(taken), "two runs named the same backup file"
     assert all(Path(b).exists() for b in taken), "a run deleted the backup of a concurrent run"
@@ -99,5 +112,4 @@ def test_ten_deploys_at_once_apply_each_migration_exactly_once(db, site, tcp_log
     assert [p.exists() for p in unowned] == [True, True]  # not this tool's: never deleted
     # The ten left no connection and no lock behind.
     assert db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
-    print(f"{len(ok)} ok, {len(refused)} refused with the lock message; "
-          f"versions {', '.join(ST44)} applied once, by one run")
+    print(f"{len(ok)} ok, {len(refused)} refused with the lock message; versions {', '.join(ST44)} applied once, by one run")

@@ -106,15 +106,23 @@ def deploy(pg, db, site, socket_vars, tmp_path):
     """
     runs = iter(range(1000))
 
-    def _run(playbook: str = "deploy-db.yml", *, vars: dict | None = None, secrets: dict | None = None,
-             extra_vars: dict | None = None, check: bool = False, diff: bool = False, verbosity: int = 0,
-             timeout: float = 300, env: dict | None = None) -> DeployRun:
+    def _run(
+        playbook: str = "deploy-db.yml",
+        *,
+        vars: dict | None = None,
+        secrets: dict | None = None,
+        extra_vars: dict | None = None,
+        check: bool = False,
+        diff: bool = False,
+        verbosity: int = 0,
+        timeout: float = 300,
+        env: dict | None = None,
+    ) -> DeployRun:
         n = next(runs)
         host_vars = dict(vars if vars is not None else socket_vars)
         inventory = tmp_path / f"inventory-{n}.yml"
         inventory.write_text(json.dumps({"st44_db": {"hosts": {"localhost": host_vars}}}, indent=2))
-        cmd = [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook),
-               "-i", str(inventory)]
+        cmd = [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / playbook), "-i", str(inventory)]
         if secrets:
             secret_file = tmp_path / f"secrets-{n}.json"
             secret_file.touch(mode=0o600)
@@ -125,10 +133,8 @@ def deploy(pg, db, site, socket_vars, tmp_path):
             cmd += ["-e", f"{key}={value}"]
         cmd += migrate_runner.mode_flags(check, diff, verbosity)
         reports_before = set(site.reports.glob("*.json")) if site.reports.exists() else set()
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True,
-                              timeout=timeout)
-        new_reports = sorted(set(site.reports.glob("*.json")) - reports_before,
-                             key=lambda p: p.stat().st_mtime) if site.reports.exists() else []
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True, timeout=timeout)
+        new_reports = sorted(set(site.reports.glob("*.json")) - reports_before, key=lambda p: p.stat().st_mtime) if site.reports.exists() else []
         report_path = new_reports[-1] if new_reports else None
         report = json.loads(report_path.read_text()) if report_path else None
         return DeployRun(proc.returncode, proc.stdout, proc.stderr, report, report_path)

@@ -45,8 +45,11 @@ def manifests(site) -> dict[str, dict]:
 def own_backups(site, name, pg) -> list[Path]:
     """The backups whose manifest names this database on pg's cluster."""
     sysid = system_identifier(pg)
-    return sorted(site.backups / f for f, m in manifests(site).items()
-                  if m.get("database") == name and m.get("system_identifier") == sysid and (site.backups / f).exists())
+    return sorted(
+        site.backups / f
+        for f, m in manifests(site).items()
+        if m.get("database") == name and m.get("system_identifier") == sysid and (site.backups / f).exists()
+    )
 
 
 def users(pg, name) -> list[str]:

@@ -36,8 +36,7 @@ ST44 = {
     "016": "create_task_completions_table",
 }
 ST44_VERSIONS = list(ST44)
-ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments",
-               "task_completions", "tasks", "user_sessions", "users"]
+ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments", "task_completions", "tasks", "user_sessions", "users"]
 
 # The modules run as `postgres`, which cannot execute the venv's python under /root.
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -45,8 +44,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 # A version in the summary a deploy ends with (plugins/action/db_deploy_report.py):
 # "  000 create_migrations_table   applied  12 ms", "  014 create_tasks_table  not run".
 # A collapsed run of versions ("  000-999  already applied (1000 versions)") is not one.
-VERSION_LINE = re.compile(
-    r"^  (\d+) (\S+) +(applied|already applied|would apply|failed|not run)(?:  |$| - )", re.M)
+VERSION_LINE = re.compile(r"^  (\d+) (\S+) +(applied|already applied|would apply|failed|not run)(?:  |$| - )", re.M)
 RECAP_LINE = re.compile(r"^localhost\s+:\s+(.*)$", re.M)
 # Lines of the output that are not results: the play line, the recap and what follows it.
 PLAY_LINE = re.compile(r"^PLAY \[.*\]( \[CHECK MODE\])?$")
@@ -106,11 +104,10 @@ class DeployRun:
     def summary(self) -> list[str]:
         """The closing summary of localhost: its first line and the indented lines under it."""
         lines = self.stdout.splitlines()
-        starts = [i for i, line in enumerate(lines) if line.startswith("localhost ") and (
-            ": deploy " in line or ": dry run " in line)]
+        starts = [i for i, line in enumerate(lines) if line.startswith("localhost ") and (": deploy " in line or ": dry run " in line)]
         assert starts, "no summary:\n" + self.output
         block = [lines[starts[-1]]]
-        for line in lines[starts[-1] + 1:]:
+        for line in lines[starts[-1] + 1 :]:
             if not line.startswith("  "):
                 break
             block.append(line)
@@ -135,13 +132,8 @@ def recorded_versions(db) -> list[str]:
 
 def row_counts(cluster, dbname: str) -> dict[str, int]:
     """{table: row count} of every table in schema public of dbname."""
-    tables = [t for (t,) in cluster.sql(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
-    return {
-        t: cluster.sql(psycopg2.sql.SQL("SELECT count(*) FROM {}").format(psycopg2.sql.Identifier(t)),
-                       dbname=dbname)[0][0]
-        for t in tables
-    }
+    tables = [t for (t,) in cluster.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
+    return {t: cluster.sql(psycopg2.sql.SQL("SELECT count(*) FROM {}").format(psycopg2.sql.Identifier(t)), dbname=dbname)[0][0] for t in tables}
 
 
 def catalog(db) -> list:
@@ -158,12 +150,12 @@ def catalog(db) -> list:
         "UNION ALL SELECT 'con', conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
         " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
         "UNION ALL SELECT 'fn', p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1, 2")
+        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1, 2"
+    )
 
 
 def public_tables(cluster, dbname: str) -> list[str]:
-    return [t for (t,) in cluster.sql(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
+    return [t for (t,) in cluster.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
 
 
 def add_app_rows(db) -> None:

@@ -44,11 +44,20 @@ def test_four_namesakes_in_one_directory_keep_only_their_own_backups(deploy, pg,
         # The same database name on another cluster, a valid manifest otherwise.
         namesake = f"{db.name}-20200103T000000Z-old-c0ffee00.dump"
         strangers[namesake] = b"PGDMP other cluster"
-        strangers[namesake + ".json"] = json.dumps({
-            "tool": "db_deploy", "format": 1, "file": namesake, "database": db.name,
-            "system_identifier": "1" + system_identifier(pg)[1:] if system_identifier(pg)[0] != "1" else "2",
-            "time": "2020-01-03T00:00:00Z", "release": "old", "versions": [], "size": 19, "verified": True,
-        }).encode()
+        strangers[namesake + ".json"] = json.dumps(
+            {
+                "tool": "db_deploy",
+                "format": 1,
+                "file": namesake,
+                "database": db.name,
+                "system_identifier": "1" + system_identifier(pg)[1:] if system_identifier(pg)[0] != "1" else "2",
+                "time": "2020-01-03T00:00:00Z",
+                "release": "old",
+                "versions": [],
+                "size": 19,
+                "verified": True,
+            }
+        ).encode()
         for name, content in strangers.items():
             path = site.backups / name
             path.write_bytes(content)
@@ -56,8 +65,7 @@ def test_four_namesakes_in_one_directory_keep_only_their_own_backups(deploy, pg,
 
         for round_ in range(2):
             for name in names:
-                run = deploy(vars=host_vars(socket_vars, name, db_deploy_backup_keep=1, db_deploy_backup_always=True,
-                                            db_deploy_leftover_hours=1))
+                run = deploy(vars=host_vars(socket_vars, name, db_deploy_backup_keep=1, db_deploy_backup_always=True, db_deploy_leftover_hours=1))
                 assert run.rc == 0, run.output[-4000:]
                 assert run.report["backup_file"], run.output[-2000:]
                 if round_ == 1:
@@ -73,8 +81,9 @@ def test_four_namesakes_in_one_directory_keep_only_their_own_backups(deploy, pg,
         for name, content in strangers.items():
             assert (site.backups / name).read_bytes() == content, f"{name} was deleted or changed"
         # Exactly: four backups, their manifests and the strangers; no pass file, no partial.
-        expected = set(strangers) | {p.name for n in names for p in own_backups(site, n, pg)} | {
-            p.name + ".json" for n in names for p in own_backups(site, n, pg)}
+        expected = (
+            set(strangers) | {p.name for n in names for p in own_backups(site, n, pg)} | {p.name + ".json" for n in names for p in own_backups(site, n, pg)}
+        )
         assert {p.name for p in site.backups.iterdir()} == expected
     finally:
         drop(pg, names[1:])
@@ -114,11 +123,13 @@ def test_killed_runs_leftovers_are_removed_only_for_their_own_database(deploy, p
 
 def _owner_key(pg, name):
     import hashlib
+
     return hashlib.sha256(f"{system_identifier(pg)}/{name}".encode()).hexdigest()[:16]
 
 
 def _postgres_ids():
     import pwd
+
     entry = pwd.getpwnam("postgres")
     return entry.pw_uid, entry.pw_gid
 
@@ -142,8 +153,8 @@ def test_a_shared_backup_directory_keeps_its_owner_and_mode(deploy, db, site):
 
 # --- The checks stop a deploy only when a backup will be taken; the dump is one call --------
 
-def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_fail(deploy, db, site, socket_vars,
-                                                                                   check_mode_lock):
+
+def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_fail(deploy, db, site, socket_vars, check_mode_lock):
     empty_bin = site.root / "no-client-bin"
     empty_bin.mkdir()
     before = catalog(db)
@@ -158,8 +169,7 @@ def test_a_dry_run_with_something_pending_and_no_pg_dump_says_the_backup_would_f
     assert not site.backups.exists() and site.shipped() == []
 
 
-def test_an_existing_backup_directory_the_database_user_cannot_write_is_refused_before_migrating(
-        deploy, db, site, socket_vars):
+def test_an_existing_backup_directory_the_database_user_cannot_write_is_refused_before_migrating(deploy, db, site, socket_vars):
     site.backups.mkdir(mode=0o755)  # root's: postgres may read it, not write to it
     os.chown(site.backups, 0, 0)
     site.backups.chmod(0o755)
@@ -200,7 +210,8 @@ def test_a_failed_dump_leaves_no_pass_file_and_no_partial_and_a_rerun_backs_up(d
             "#!/bin/sh\n"
             f'[ "$1" = --version ] && {{ echo "{tool} (PostgreSQL) 99.0"; exit 0; }}\n'
             'for a; do case "$a" in --file=*) echo PGDMP-partial > "${a#--file=}";; esac; done\n'
-            f'echo "{tool}: error: connection to server lost (simulated)" >&2\nexit 1\n')
+            f'echo "{tool}: error: connection to server lost (simulated)" >&2\nexit 1\n'
+        )
         script.chmod(0o755)
     before = catalog(db)
 
@@ -248,4 +259,3 @@ def test_a_dump_of_a_big_database_says_how_far_it_got(deploy, db, site, socket_v
     (backup,) = site.backup_files()
     assert sorted(os.listdir(site.backups)) == [backup.name, backup.name + ".json"]
     assert run.report["backup_file"] == str(backup)
-

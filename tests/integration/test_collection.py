@@ -26,8 +26,7 @@ def _run(cmd: list[str], cwd, env) -> subprocess.CompletedProcess:
 @pytest.fixture
 def project(tmp_path):
     """A throwaway project with st44.db_deploy installed from its built tarball."""
-    build = _run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path)],
-                 REPO_ROOT, migrate_runner.env())
+    build = _run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path)], REPO_ROOT, migrate_runner.env())
     assert build.returncode == 0, build.stdout + build.stderr
     (tarball,) = tmp_path.glob("st44-db_deploy-*.tar.gz")
     with tarfile.open(tarball) as tar:
@@ -42,17 +41,12 @@ def project(tmp_path):
     # community.postgresql, the one dependency, comes from the checkout's .collections
     # (Galaxy is unreachable here); st44.db_deploy only from the tarball.
     (root / "ansible.cfg").write_text(
-        "[defaults]\n"
-        f"collections_path = {installed}:{REPO_ROOT / '.collections'}\n"
-        "stdout_callback = st44.db_deploy.db_deploy\n"
-        "retry_files_enabled = False\n"
+        f"[defaults]\ncollections_path = {installed}:{REPO_ROOT / '.collections'}\nstdout_callback = st44.db_deploy.db_deploy\nretry_files_enabled = False\n"
     )
     env = migrate_runner.env({"ANSIBLE_CONFIG": str(root / "ansible.cfg")})
-    install = _run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps",
-                    "-p", str(installed), str(tarball)], root, env)
+    install = _run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(installed), str(tarball)], root, env)
     assert install.returncode == 0, install.stdout + install.stderr
-    listed = _run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "list", "st44.db_deploy", "--format", "json"],
-                  root, env)
+    listed = _run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "list", "st44.db_deploy", "--format", "json"], root, env)
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert list(json.loads(listed.stdout)) == [str(installed / "ansible_collections")]
     return root, env
@@ -69,23 +63,31 @@ def test_built_collection_runs_the_module_and_the_role_by_their_full_names(proje
     for path in first:
         (two / path.name).write_text(path.read_text())
     module_play = root / "module.yml"
-    module_play.write_text(json.dumps([{
-        "name": "Apply two migrations with the module",
-        "hosts": "st44_db",
-        "gather_facts": False,
-        "become": True,
-        "become_user": "postgres",
-        "tasks": [{
-            "name": "Apply",
-            "st44.db_deploy.postgresql_migrate": {
-                "path": str(two),
-                "db": db.name,
-                "login_user": "postgres",
-                "login_unix_socket": socket_vars["db_deploy_login_unix_socket"],
-                "port": socket_vars["db_deploy_login_port"],
-            },
-        }],
-    }]))
+    module_play.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Apply two migrations with the module",
+                    "hosts": "st44_db",
+                    "gather_facts": False,
+                    "become": True,
+                    "become_user": "postgres",
+                    "tasks": [
+                        {
+                            "name": "Apply",
+                            "st44.db_deploy.postgresql_migrate": {
+                                "path": str(two),
+                                "db": db.name,
+                                "login_user": "postgres",
+                                "login_unix_socket": socket_vars["db_deploy_login_unix_socket"],
+                                "port": socket_vars["db_deploy_login_port"],
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
 
     applied = _run([str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), str(module_play)], root, env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -93,12 +95,18 @@ def test_built_collection_runs_the_module_and_the_role_by_their_full_names(proje
 
     write_sql(site.migrations, "017_create_notes_table.sql", "CREATE TABLE notes (id bigint PRIMARY KEY);\n")
     role_play = root / "role.yml"
-    role_play.write_text(json.dumps([{
-        "name": "Deploy with the role",
-        "hosts": "st44_db",
-        "gather_facts": False,
-        "roles": [{"role": "st44.db_deploy.db_deploy"}],
-    }]))
+    role_play.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Deploy with the role",
+                    "hosts": "st44_db",
+                    "gather_facts": False,
+                    "roles": [{"role": "st44.db_deploy.db_deploy"}],
+                }
+            ]
+        )
+    )
     deployed = _run([str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), str(role_play)], root, env)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert recorded_versions(db) == ST44_VERSIONS + ["017"]

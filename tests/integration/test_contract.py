@@ -108,38 +108,34 @@ def assert_refused_in_one_line(run, db, site, expected: str):
 
 
 @pytest.mark.parametrize("playbook", ENTRY_POINTS)
-def test_a_misspelled_variable_in_the_inventory_is_refused_with_the_nearest_name(deploy, db, site, socket_vars,
-                                                                                 playbook):
-    run = deploy(playbook, vars=dict(socket_vars, db_deploy_backup_kep=3),
-                 extra_vars={"db_deploy_restore_confirm": db.name})
+def test_a_misspelled_variable_in_the_inventory_is_refused_with_the_nearest_name(deploy, db, site, socket_vars, playbook):
+    run = deploy(playbook, vars=dict(socket_vars, db_deploy_backup_kep=3), extra_vars={"db_deploy_restore_confirm": db.name})
 
-    assert_refused_in_one_line(run, db, site,
-                               "db_deploy_backup_kep is not a variable of the db_deploy role: "
-                               "did you mean db_deploy_backup_keep?")
+    assert_refused_in_one_line(run, db, site, "db_deploy_backup_kep is not a variable of the db_deploy role: did you mean db_deploy_backup_keep?")
 
 
 def test_a_misspelled_extra_var_is_refused_with_the_nearest_name(deploy, db, site):
     run = deploy(extra_vars={"db_deploy_relase_id": "r1"})
 
-    assert_refused_in_one_line(run, db, site, "db_deploy_relase_id is not a variable of the db_deploy role: "
-                                              "did you mean db_deploy_release_id?")
+    assert_refused_in_one_line(run, db, site, "db_deploy_relase_id is not a variable of the db_deploy role: did you mean db_deploy_release_id?")
 
 
 @pytest.mark.parametrize("playbook", ENTRY_POINTS)
 def test_a_wrong_type_is_one_line_naming_the_variable_and_both_types(deploy, db, site, socket_vars, playbook):
-    run = deploy(playbook, vars=dict(socket_vars, db_deploy_backup_keep="seven", db_deploy_login_port="five"),
-                 extra_vars={"db_deploy_restore_confirm": db.name})
+    run = deploy(
+        playbook, vars=dict(socket_vars, db_deploy_backup_keep="seven", db_deploy_login_port="five"), extra_vars={"db_deploy_restore_confirm": db.name}
+    )
 
-    assert_refused_in_one_line(run, db, site, "db_deploy_backup_keep must be of type int, got str; "
-                                              "db_deploy_login_port must be of type int, got str.")
+    assert_refused_in_one_line(run, db, site, "db_deploy_backup_keep must be of type int, got str; db_deploy_login_port must be of type int, got str.")
     assert "seven" not in run.output and "five" not in run.output
 
 
 def test_a_wrong_type_never_shows_the_value_of_a_secret(deploy, db, site, socket_vars):
     secret = "Pw-" + token_urlsafe(12)
 
-    run = deploy(vars=dict(socket_vars, db_deploy_smoke_status_codes=[200]),
-                 secrets={"db_deploy_smoke_body": [secret], "db_deploy_smoke_status_codes": [secret]})
+    run = deploy(
+        vars=dict(socket_vars, db_deploy_smoke_status_codes=[200]), secrets={"db_deploy_smoke_body": [secret], "db_deploy_smoke_status_codes": [secret]}
+    )
 
     assert run.rc == 2, run.output
     assert "db_deploy_smoke_body must be of type dict, got list" in run.stdout

@@ -49,6 +49,7 @@ def assert_refused_before_the_backup(run, site):
 
 # --- 1-3: a fresh deploy, a rerun, a dry run ---------------------------------------
 
+
 def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, db, site):
     run = deploy()
 
@@ -72,8 +73,7 @@ def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, 
     assert mode_of(backup) == mode_of(manifest) == 0o600, oct(mode_of(backup))
     # What the backup is: taken of this database before the first migration, read back.
     facts = json.loads(manifest.read_text())
-    assert (facts["tool"], facts["database"], facts["file"], facts["versions"], facts["verified"]) == (
-        "db_deploy", db.name, backup.name, [], True)
+    assert (facts["tool"], facts["database"], facts["file"], facts["versions"], facts["verified"]) == ("db_deploy", db.name, backup.name, [], True)
     assert facts["system_identifier"] == str(db.sql("SELECT system_identifier FROM pg_control_system()")[0][0])
     assert facts["size"] == backup.stat().st_size
     # The JSON report the pipeline keeps.
@@ -84,8 +84,7 @@ def test_fresh_deploy_over_the_socket_applies_everything_after_a_backup(deploy, 
     assert report["backup_file"] == str(backup)
     assert report["current_version"] == "016"
     assert report["failed_migration"] is None
-    assert [(m["version"], m["name"], m["status"]) for m in report["migrations"]] == [
-        (v, name, "applied") for v, name in ST44.items()]
+    assert [(m["version"], m["name"], m["status"]) for m in report["migrations"]] == [(v, name, "applied") for v, name in ST44.items()]
     assert all(isinstance(m["duration_ms"], int) and m["duration_ms"] >= 0 for m in report["migrations"])
 
 
@@ -164,7 +163,9 @@ def test_diff_shows_each_pending_file_once_and_no_password(deploy, db, site, che
     finally:
         db.sql(f'DROP ROLE IF EXISTS "{role}"')
 
+
 # --- 4-5: backups restore ------------------------------------------------------------
+
 
 def deploy_with_rows_then_017(deploy, db, site):
     """Deploy st44, let the app write rows, then deploy a release with 017: the
@@ -189,9 +190,28 @@ def test_backup_restores_into_an_empty_database(deploy, pg, db, site):
     pg.create_database(copy)
 
     proc = subprocess.run(
-        ["runuser", "-u", "postgres", "--", str(pg.bin_dir / "pg_restore"), "--exit-on-error",
-         "-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres", "-d", copy, str(backup)],
-        cwd=site.root, capture_output=True, text=True, check=False)
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(pg.bin_dir / "pg_restore"),
+            "--exit-on-error",
+            "-h",
+            str(pg.socket_dir),
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            "-d",
+            copy,
+            str(backup),
+        ],
+        cwd=site.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     assert proc.returncode == 0, proc.stderr
     assert counts["users"] == 2 and counts["households"] == 1 and counts["schema_migrations"] == 8
@@ -229,7 +249,6 @@ def test_restore_playbook_needs_confirmation_then_brings_back_the_backup(deploy,
     assert backup.exists()
 
 
-
 def test_failed_restore_puts_the_original_database_back(deploy, pg, db, site):
     """pg_restore stops halfway: the backup grants to a role dropped since, and the grants come
     after the tables and rows. The database renamed aside comes back under its name."""
@@ -257,18 +276,16 @@ def test_failed_restore_puts_the_original_database_back(deploy, pg, db, site):
     # No copy of this database kept aside (copies of other tests' databases may exist meanwhile).
     assert kept_copies(pg, db.name) == [] and named_like_copies(pg, db.name) == []
 
+
 # --- 6: a failing migration -------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_failing_migration_stops_names_the_line_and_the_backup(deploy, db, site):
     assert deploy().rc == 0
     old_backups = site.backup_files()
     write_sql(site.migrations, "017_ok.sql", "CREATE TABLE ok_017 (id int);\n")
-    write_sql(site.migrations, "018_broken.sql",
-              "-- half of it would apply, then a typo\n"
-              "CREATE TABLE half_018 (id int);\n"
-              "\n"
-              "CREATE TABEL oops (id int);\n")
+    write_sql(site.migrations, "018_broken.sql", "-- half of it would apply, then a typo\nCREATE TABLE half_018 (id int);\n\nCREATE TABEL oops (id int);\n")
     write_sql(site.migrations, "019_after.sql", "CREATE TABLE after_019 (id int);\n")
 
     run = deploy()
@@ -284,8 +301,10 @@ def test_failing_migration_stops_names_the_line_and_the_backup(deploy, db, site)
     assert str(new_backups[0]) in run.output
     # The way back names this run's backup: after a second failed run, "the newest" would be
     # a backup that already holds the first run's migrations.
-    assert (f"ansible-playbook playbooks/restore-db.yml -i <inventory> -l localhost -e db_deploy_restore_confirm="
-            f"{db.name} -e db_deploy_restore_file={new_backups[0].name}") in run.output
+    assert (
+        f"ansible-playbook playbooks/restore-db.yml -i <inventory> -l localhost -e db_deploy_restore_confirm="
+        f"{db.name} -e db_deploy_restore_file={new_backups[0].name}"
+    ) in run.output
     assert "restore-db.yml" in run.output
     report = run.report
     assert report["result"] == "failed"
@@ -299,10 +318,10 @@ def test_failing_migration_stops_names_the_line_and_the_backup(deploy, db, site)
 
 # --- 7-11: refusals before anything changes ----------------------------------------------
 
+
 def test_hot_standby_is_refused_before_anything_is_shipped(deploy, pg, db, standby, socket_vars, site):
     pg.wait_for_replay(standby)
-    on_standby = dict(socket_vars, db_deploy_login_unix_socket=str(standby.socket_dir),
-                      db_deploy_login_port=standby.port)
+    on_standby = dict(socket_vars, db_deploy_login_unix_socket=str(standby.socket_dir), db_deploy_login_port=standby.port)
 
     run = deploy(vars=on_standby)
 
@@ -327,8 +346,7 @@ def test_wrong_password_over_tcp_is_clear_and_never_shown(deploy, db, site, tcp_
     assert_nothing_shipped(site)
 
 
-def test_tcp_dry_run_with_password_reaches_the_database_without_showing_it(deploy, db, site, tcp_login,
-                                                                          check_mode_lock):
+def test_tcp_dry_run_with_password_reaches_the_database_without_showing_it(deploy, db, site, tcp_login, check_mode_lock):
     with check_mode_lock():  # its temporary copy in /tmp is not another dry run's leftover
         run = deploy(vars=tcp_login.vars, secrets=tcp_login.secrets(), check=True, verbosity=3)
 
@@ -353,8 +371,9 @@ def test_tcp_with_password_deploys_backs_up_and_restores_without_showing_it(depl
     assert mode_of(site.backups) == 0o700 and mode_of(backup) == 0o600
     add_app_rows(db)  # after the backup: the restore takes them away
 
-    restored = deploy("playbooks/restore-db.yml", vars=tcp_login.vars, secrets=tcp_login.secrets(),
-                      extra_vars={"db_deploy_restore_confirm": db.name}, verbosity=3)
+    restored = deploy(
+        "playbooks/restore-db.yml", vars=tcp_login.vars, secrets=tcp_login.secrets(), extra_vars={"db_deploy_restore_confirm": db.name}, verbosity=3
+    )
 
     assert restored.rc == 0, restored.output[-5000:]
     assert db.tables() == []  # the backup was taken before the first migration
@@ -400,16 +419,21 @@ def test_backup_that_would_not_fit_is_refused(deploy, db, site, socket_vars):
 
 # --- 12: status ----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, site, socket_vars, check_mode_lock):
-    partial = deploy(vars=dict(socket_vars, db_deploy_target_version="012", db_deploy_expected_tables=[
-        "schema_migrations", "users", "user_sessions", "households", "household_members"]))
+    partial = deploy(
+        vars=dict(
+            socket_vars,
+            db_deploy_target_version="012",
+            db_deploy_expected_tables=["schema_migrations", "users", "user_sessions", "households", "household_members"],
+        )
+    )
     assert partial.rc == 0, partial.output
     assert recorded_versions(db) == ["000", "001", "011", "012"]
     # A new release on the controller: a real run would ship it to a directory of its own.
     write_sql(site.migrations, "017_add_household_notes.sql", NOTES_017)
-    before = (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"),
-              site.shipped(), site.backup_files())
+    before = (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"), site.shipped(), site.backup_files())
 
     with check_mode_lock():
         tmp_before = dry_run_tmp_entries()
@@ -420,8 +444,7 @@ def test_status_after_a_partial_deploy_lists_applied_and_pending(deploy, db, sit
     expected = [f"{v} {name}: {'applied' if v <= '012' else 'pending'}" for v, name in ST44.items()]
     expected.append("017 add_household_notes: pending")
     assert run.shown_lines() == expected + [f"localhost {db.name}: status OK, 4 applied, 5 pending."]
-    assert (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"),
-            site.shipped(), site.backup_files()) == before
+    assert (catalog(db), db.sql("SELECT * FROM schema_migrations ORDER BY version"), site.shipped(), site.backup_files()) == before
     assert tmp_after - tmp_before == set()
 
 

@@ -54,8 +54,7 @@ def test_a_noop_over_many_versions_stays_short(deploy, db, site):
     assert len(run.stdout.splitlines()) <= 25, run.stdout
     assert [line for line in run.summary() if re.fullmatch(r"  000-0136 +already applied \(128 versions\)", line)]
     # The first run's summary collapses too, and names its slowest version.
-    assert [line for line in first.summary() if re.match(r"  000-0136 +applied \(128 versions, .* in all; slowest ",
-                                                        line)], first.summary()
+    assert [line for line in first.summary() if re.match(r"  000-0136 +applied \(128 versions, .* in all; slowest ", line)], first.summary()
     assert len(run.report["migrations"]) == 128
 
 
@@ -70,8 +69,7 @@ def test_a_failed_deploy_ends_with_each_version_the_backup_and_the_next_step(dep
     summary = run.summary()
     assert summary[0].startswith(f"localhost {db.name}: deploy FAILED in "), summary
     assert ": 8 applied, 1 failed, 1 not run;" in summary[0]
-    assert run.version_lines() == [(v, name, "applied") for v, name in ST44.items()] + [
-        ("017", "broken", "failed"), ("018", "after", "not run")]
+    assert run.version_lines() == [(v, name, "applied") for v, name in ST44.items()] + [("017", "broken", "failed"), ("018", "after", "not run")]
     assert re.search(r"^  017 broken +failed  \d+ ms - line 2, SQLSTATE 42601: syntax error", run.stdout, re.M), summary
     assert any(line.startswith(f"  backup: {backup}") for line in summary), summary
     (next_step,) = [line for line in summary if line.startswith("  next step: ")]
@@ -105,12 +103,11 @@ def test_the_report_has_timing_versions_tool_ci_and_a_markdown_summary(deploy, d
     assert report["started"] < report["ended"] and report["duration_ms"] > 0
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert report["tool_version"] == git.stdout.strip()
-    ansible = subprocess.run([str(migrate_runner.VENV_BIN / "python"), "-c",
-                              "from ansible.release import __version__; print(__version__)"],
-                             capture_output=True, text=True)
+    ansible = subprocess.run(
+        [str(migrate_runner.VENV_BIN / "python"), "-c", "from ansible.release import __version__; print(__version__)"], capture_output=True, text=True
+    )
     assert report["ansible_version"] == ansible.stdout.strip()
-    assert report["ci"] == {"system": "github", "job_id": "4242",
-                            "job_url": "https://github.example/st44/db/actions/runs/4242"}
+    assert report["ci"] == {"system": "github", "job_id": "4242", "job_url": "https://github.example/st44/db/actions/runs/4242"}
     assert report["backup"]["path"] == str(backup) == report["backup_file"]
     assert all(isinstance(m["duration_ms"], int) for m in report["migrations"])
     md_path = run.report_path.with_suffix(".md")
@@ -207,8 +204,7 @@ def run_play(tmp_path, *args, env=None):
     play = tmp_path / "play.yml"
     play.write_text(PLAY.format(python=SYSTEM_PYTHON))
     cmd = [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(play), "-i", "localhost,", *args]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=migrate_runner.env(env), capture_output=True, text=True, timeout=120)
 
 
 def test_quiet_output_shows_messages_changes_retries_signs_of_life_and_whole_failures(tmp_path):
@@ -232,8 +228,7 @@ def test_quiet_output_shows_messages_changes_retries_signs_of_life_and_whole_fai
     waited = [int(n) for n in re.findall(r"^still running: Take a while \((\d+) s\)$", "\n".join(alive), re.M)]
     assert waited and 2 <= waited[0] <= 3 and waited == sorted(waited), proc.stdout
     retries = [line for line in before_failure if line.startswith("[localhost] ")]
-    assert len(retries) == 2 and all(re.fullmatch(r"\[localhost\] pg_dump: \d+ bytes written", line)
-                                     for line in retries), proc.stdout
+    assert len(retries) == 2 and all(re.fullmatch(r"\[localhost\] pg_dump: \d+ bytes written", line) for line in retries), proc.stdout
     assert "FAILED - RETRYING" not in proc.stdout and "...ignoring" in proc.stdout
     # The failure: its banner and the whole result, as the default callback prints it.
     failure = proc.stdout.split("TASK [Fail loudly]", 1)[1]

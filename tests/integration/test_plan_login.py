@@ -21,13 +21,11 @@ def documented_grants(database: str, role: str) -> list[str]:
     """The SQL lines of the pipeline file's comment, for this test's database and role."""
     statements = re.findall(r"^#\s+((?:CREATE ROLE|ALTER ROLE|GRANT) [^;]*;)", GITLAB.read_text(), re.M)
     assert len(statements) >= 4, "the GitLab example no longer lists the plan login's grants"
-    return [s.replace("st44_plan", f'"{role}"').replace("DATABASE st44 ", f'DATABASE "{database}" ')
-            for s in statements]
+    return [s.replace("st44_plan", f'"{role}"').replace("DATABASE st44 ", f'DATABASE "{database}" ') for s in statements]
 
 
 @pytest.mark.e2e
-def test_the_plan_login_of_the_example_pipelines_can_dry_run_and_nothing_more(
-        deploy, pg, db, site, tcp_login, check_mode_lock):
+def test_the_plan_login_of_the_example_pipelines_can_dry_run_and_nothing_more(deploy, pg, db, site, tcp_login, check_mode_lock):
     first = deploy(vars=tcp_login.vars, secrets=tcp_login.secrets())
     assert first.rc == 0, first.output
     (site.migrations / "900_add_plan_probe.sql").write_text("CREATE TABLE plan_probe (id int);\n")
@@ -52,9 +50,12 @@ def test_the_plan_login_of_the_example_pipelines_can_dry_run_and_nothing_more(
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for statement in ("CREATE TABLE plan_write (id int)", "SELECT * FROM users",
-                              "INSERT INTO schema_migrations (version, name) VALUES ('901', 'x')",
-                              "DELETE FROM schema_migrations"):
+            for statement in (
+                "CREATE TABLE plan_write (id int)",
+                "SELECT * FROM users",
+                "INSERT INTO schema_migrations (version, name) VALUES ('901', 'x')",
+                "DELETE FROM schema_migrations",
+            ):
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                     cur.execute(statement)
     finally:

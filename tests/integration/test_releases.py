@@ -52,9 +52,10 @@ def test_shared_release_root_keeps_everything_it_did_not_make(deploy, pg, db, si
     # and one whose manifest names another database, all old.
     plant(root / "billing-app", {"current/app.jar": "jar", "config.yml": "port: 8080\n"})
     plant(root / "42", {"001_old.sql": "SELECT 1;\n"})
-    plant(root / "forged", {MARKER: json.dumps({"tool": "db_deploy", "database": "other",
-                                                "system_identifier": system_identifier(pg),
-                                                "release": "forged", "created": "1999"})})
+    plant(
+        root / "forged",
+        {MARKER: json.dumps({"tool": "db_deploy", "database": "other", "system_identifier": system_identifier(pg), "release": "forged", "created": "1999"})},
+    )
     plant(root, {"README.txt": "shared directory\n"})
     others = tree(root)
     variables = dict(socket_vars, db_deploy_releases_keep=2)
@@ -221,8 +222,8 @@ def test_removing_a_dry_runs_copy_refuses_anything_else(deploy, site, tmp_path):
     (victim / "keep.txt").write_text("kept\n")
     play = tmp_path / "remove.yml"
     play.write_text(
-        "- hosts: st44_db\n  gather_facts: false\n  tasks:\n"
-        "    - name: Remove\n      db_deploy_release:\n        path: %s\n        state: absent\n" % victim)
+        "- hosts: st44_db\n  gather_facts: false\n  tasks:\n    - name: Remove\n      db_deploy_release:\n        path: %s\n        state: absent\n" % victim
+    )
 
     run = deploy(str(play))
 

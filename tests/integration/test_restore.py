@@ -39,13 +39,12 @@ def test_each_of_four_namesakes_restores_its_own_backup(deploy, pg, db, site, so
             insert_user(pg, name, "after-the-backup@example.com")
 
         for name in names:
-            restored = deploy(RESTORE, vars=host_vars(socket_vars, name),
-                              extra_vars={"db_deploy_restore_confirm": name})
+            restored = deploy(RESTORE, vars=host_vars(socket_vars, name), extra_vars={"db_deploy_restore_confirm": name})
             assert restored.rc == 0, restored.output[-4000:]
             (backup,) = own_backups(site, name, pg)
             facts = json.loads((site.backups / (backup.name + ".json")).read_text())
             # Before acting and in the final message: what the backup holds.
-            said = (f"{backup.name}: a backup of {name} taken at {facts['time']} by release {facts['release']}")
+            said = f"{backup.name}: a backup of {name} taken at {facts['time']} by release {facts['release']}"
             assert restored.stdout.count(said) == 2, restored.stdout[-4000:]
             assert "migration versions 000, 001, 011, 012, 013, 014, 015, 016." in restored.stdout
             (copy,) = kept_copies(pg, name)
@@ -54,24 +53,35 @@ def test_each_of_four_namesakes_restores_its_own_backup(deploy, pg, db, site, so
         for name in names:
             assert users(pg, name) == [f"{name}@example.com"], name
             assert recorded_versions(type("D", (), {"sql": lambda self, q: pg.sql(q, dbname=name)})()) == [
-                "000", "001", "011", "012", "013", "014", "015", "016"]
+                "000",
+                "001",
+                "011",
+                "012",
+                "013",
+                "014",
+                "015",
+                "016",
+            ]
     finally:
         for name in names:
             drop(pg, kept_copies(pg, name))
         drop(pg, names[1:])
 
 
-def test_restore_with_two_hosts_and_no_limit_is_refused_and_changes_nothing(deploy, pg, db, site, socket_vars,
-                                                                          tmp_path):
+def test_restore_with_two_hosts_and_no_limit_is_refused_and_changes_nothing(deploy, pg, db, site, socket_vars, tmp_path):
     deploy_with_a_row(deploy, pg, socket_vars, db.name)
     insert_user(pg, db.name, "after-the-backup@example.com")
     inventory = tmp_path / "two-hosts.json"
     inventory.write_text(json.dumps({"st44_db": {"hosts": {"db-1": socket_vars, "db-2": socket_vars}}}))
 
     proc = subprocess.run(
-        [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / RESTORE), "-i", str(inventory),
-         "-e", f"db_deploy_restore_confirm={db.name}"],
-        cwd=REPO_ROOT, env=migrate_runner.env(), capture_output=True, text=True, timeout=300)
+        [str(migrate_runner.VENV_BIN / "ansible-playbook"), str(REPO_ROOT / RESTORE), "-i", str(inventory), "-e", f"db_deploy_restore_confirm={db.name}"],
+        cwd=REPO_ROOT,
+        env=migrate_runner.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "this play targets 2 hosts (db-1, db-2). Rerun with -l HOST" in proc.stdout
@@ -88,8 +98,9 @@ def test_restore_file_of_another_database_is_refused(deploy, pg, db, site, socke
         (mine,) = own_backups(site, db.name, pg)
         (theirs,) = own_backups(site, other, pg)
 
-        refused = deploy(RESTORE, vars=host_vars(socket_vars, db.name),
-                         extra_vars={"db_deploy_restore_confirm": db.name, "db_deploy_restore_file": theirs.name})
+        refused = deploy(
+            RESTORE, vars=host_vars(socket_vars, db.name), extra_vars={"db_deploy_restore_confirm": db.name, "db_deploy_restore_file": theirs.name}
+        )
 
         assert refused.rc != 0
         assert f"No backup {theirs.name} of {db.name} on this cluster" in refused.output
@@ -146,8 +157,7 @@ def test_backups_are_listed_and_only_a_marked_copy_is_dropped(deploy, pg, db, si
 
 
 @pytest.mark.parametrize("suffix", [' a "quoted" \'name', "-" + "x" * 38 + ".Y"], ids=["quotes-and-spaces", "long"])
-def test_an_odd_database_name_is_backed_up_restored_listed_and_its_copy_dropped(deploy, pg, db, site, socket_vars,
-                                                                                 suffix):
+def test_an_odd_database_name_is_backed_up_restored_listed_and_its_copy_dropped(deploy, pg, db, site, socket_vars, suffix):
     """Names with spaces and both quotes, or near PostgreSQL's 63 characters: every identifier
     and literal of the backup, restore, list and drop steps is quoted (variables from the
     inventory, not -e, which would need shell quoting)."""
@@ -168,8 +178,7 @@ def test_an_odd_database_name_is_backed_up_restored_listed_and_its_copy_dropped(
         (copy,) = kept_copies(pg, name)
         # The listing shows the copy's name as it is (the output prints messages, not JSON).
         assert listed.rc == 0 and copy in listed.stdout, listed.output[-3000:]
-        dropped = deploy(DROP, vars=host_vars(socket_vars, name, db_deploy_drop_copy=copy,
-                                               db_deploy_drop_confirm=copy))
+        dropped = deploy(DROP, vars=host_vars(socket_vars, name, db_deploy_drop_copy=copy, db_deploy_drop_confirm=copy))
         assert dropped.rc == 0, dropped.output[-3000:]
         assert kept_copies(pg, name) == []
     finally:

@@ -75,8 +75,7 @@ def test_default_smoke_check_is_a_get_without_a_body(deploy, db, site, socket_va
 def test_login_with_a_wrong_password_passes_on_401_and_the_body_is_never_shown(deploy, db, site, socket_vars, app):
     login = app(401)
     body = {"email": "nobody-" + token_urlsafe(6) + "@st44.invalid", "password": "Wrong-" + token_urlsafe(12)}
-    variables = dict(socket_vars, db_deploy_smoke_url=login.url + "/api/auth/login", db_deploy_smoke_method="POST",
-                     db_deploy_smoke_status_codes=[401])
+    variables = dict(socket_vars, db_deploy_smoke_url=login.url + "/api/auth/login", db_deploy_smoke_method="POST", db_deploy_smoke_status_codes=[401])
 
     run = deploy(vars=variables, secrets={"db_deploy_smoke_body": body}, verbosity=3)
 
@@ -88,9 +87,13 @@ def test_login_with_a_wrong_password_passes_on_401_and_the_body_is_never_shown(d
 def test_a_failing_smoke_check_names_the_url_and_status_never_the_body(deploy, db, site, socket_vars, app):
     broken = app(500)
     secret = "S3cret-" + token_urlsafe(12)
-    variables = dict(socket_vars, db_deploy_smoke_url=broken.url + "/api/auth/register",
-                     db_deploy_smoke_method="POST", db_deploy_smoke_status_codes=[201, 409],
-                     db_deploy_smoke_creates=True)
+    variables = dict(
+        socket_vars,
+        db_deploy_smoke_url=broken.url + "/api/auth/register",
+        db_deploy_smoke_method="POST",
+        db_deploy_smoke_status_codes=[201, 409],
+        db_deploy_smoke_creates=True,
+    )
 
     run = deploy(vars=variables, secrets={"db_deploy_smoke_body": {"email": "ops@st44.invalid", "password": secret}})
 
@@ -101,11 +104,11 @@ def test_a_failing_smoke_check_names_the_url_and_status_never_the_body(deploy, d
 
 
 @pytest.mark.parametrize("case", ["old-config", "opt-in-empty", "opt-in-published"])
-def test_a_smoke_check_that_would_create_without_a_vault_body_is_refused_first(deploy, db, site, socket_vars, app,
-                                                                                 case):
+def test_a_smoke_check_that_would_create_without_a_vault_body_is_refused_first(deploy, db, site, socket_vars, app, case):
     register = app(201)
-    variables = dict(socket_vars, db_deploy_smoke_url=register.url + "/api/auth/register",
-                     db_deploy_smoke_method="POST", db_deploy_smoke_status_codes=[201, 409])
+    variables = dict(
+        socket_vars, db_deploy_smoke_url=register.url + "/api/auth/register", db_deploy_smoke_method="POST", db_deploy_smoke_status_codes=[201, 409]
+    )
     secrets = None
     if case == "old-config":  # what the role's defaults used to send
         secrets = {"db_deploy_smoke_body": OLD_PUBLISHED_BODY}
@@ -132,9 +135,13 @@ def test_a_smoke_check_that_would_create_without_a_vault_body_is_refused_first(d
 def test_opt_in_registration_sends_the_vault_body_once(deploy, db, site, socket_vars, app):
     register = app(201)
     body = {"email": "ops-" + token_urlsafe(6) + "@st44.invalid", "password": "Pw-" + token_urlsafe(16)}
-    variables = dict(socket_vars, db_deploy_smoke_url=register.url + "/api/auth/register",
-                     db_deploy_smoke_method="POST", db_deploy_smoke_status_codes=[201, 409],
-                     db_deploy_smoke_creates=True)
+    variables = dict(
+        socket_vars,
+        db_deploy_smoke_url=register.url + "/api/auth/register",
+        db_deploy_smoke_method="POST",
+        db_deploy_smoke_status_codes=[201, 409],
+        db_deploy_smoke_creates=True,
+    )
 
     run = deploy(vars=variables, secrets={"db_deploy_smoke_body": body})
 

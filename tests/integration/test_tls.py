@@ -21,8 +21,7 @@ import pytest
 from pgcluster import Database, PgCluster, make_base_root
 
 from .namesakes import kept_copies
-from .support import (ST44_TABLES, ST44_VERSIONS, SYSTEM_PYTHON, add_app_rows, public_tables, recorded_versions,
-                      row_counts)
+from .support import ST44_TABLES, ST44_VERSIONS, SYSTEM_PYTHON, add_app_rows, public_tables, recorded_versions, row_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +36,25 @@ def _openssl(*args: str, cwd: Path) -> None:
 def _signed(cwd: Path, name: str, subject: str, extensions: str) -> None:
     """name.key and name.crt, signed by ca.key."""
     (cwd / f"{name}.ext").write_text(extensions + "\n")
-    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", subject, cwd=cwd)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-out", f"{name}.crt", "-extfile", f"{name}.ext", cwd=cwd)
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=cwd)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        f"{name}.crt",
+        "-extfile",
+        f"{name}.ext",
+        cwd=cwd,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +64,7 @@ def tls_pg():
     root = make_base_root(prefix="db-deploy-tls-")
     certs = root / "certs"
     certs.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "2", "-subj", "/CN=st44 test CA", cwd=certs)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=st44 test CA", cwd=certs)
     _signed(certs, "server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1")
     _signed(certs, "client", f"/CN={ROLE}", "extendedKeyUsage=clientAuth")
 
@@ -67,17 +80,19 @@ def tls_pg():
             os.chown(path, pw.pw_uid, pw.pw_gid)
     (server_dir / "server.key").chmod(0o600)
     (cluster.data_dir / "pg_hba.conf").write_text(
-        "local   all   all                  trust\n"
-        f"hostssl all   {ROLE}  127.0.0.1/32  cert clientcert=verify-full\n")
+        f"local   all   all                  trust\nhostssl all   {ROLE}  127.0.0.1/32  cert clientcert=verify-full\n"
+    )
     # The client's key: libpq refuses one that others can read.
     (certs / "client.key").chmod(0o600)
-    cluster.start(settings={
-        "ssl": "on",
-        "ssl_cert_file": str(server_dir / "server.crt"),
-        "ssl_key_file": str(server_dir / "server.key"),
-        "ssl_ca_file": str(server_dir / "ca.crt"),
-        "log_connections": "on",
-    })
+    cluster.start(
+        settings={
+            "ssl": "on",
+            "ssl_cert_file": str(server_dir / "server.crt"),
+            "ssl_key_file": str(server_dir / "server.key"),
+            "ssl_ca_file": str(server_dir / "ca.crt"),
+            "log_connections": "on",
+        }
+    )
     cluster.sql(psycopg2.sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(psycopg2.sql.Identifier(ROLE)))
     cluster.certs = certs
     yield cluster
@@ -119,8 +134,7 @@ def tls_vars(tls_pg, tls_db, site) -> dict:
     }
 
 
-def test_deploy_over_tls_with_a_client_certificate_applies_backs_up_and_restores(deploy, tls_pg, tls_db, tls_vars,
-                                                                                  site):
+def test_deploy_over_tls_with_a_client_certificate_applies_backs_up_and_restores(deploy, tls_pg, tls_db, tls_vars, site):
     log_start = len(tls_pg.log_text())
 
     run = deploy(vars=tls_vars)
@@ -149,12 +163,12 @@ def test_deploy_over_tls_with_a_client_certificate_applies_backs_up_and_restores
     assert row_counts(tls_pg, kept)["users"] == 2
     # pg_restore too: the certificate, TLS and the connect_params.
     connections = [line for line in restore_log.splitlines() if "connection authorized" in line]
-    assert connections and all(f"user={ROLE} " in line and "SSL enabled" in line
-                               and f"application_name={APP_NAME}" in line for line in connections), connections
+    assert connections and all(f"user={ROLE} " in line and "SSL enabled" in line and f"application_name={APP_NAME}" in line for line in connections), (
+        connections
+    )
 
 
-def test_deploy_without_the_client_certificate_is_refused_with_libpqs_message(deploy, tls_pg, tls_db, tls_vars,
-                                                                                site):
+def test_deploy_without_the_client_certificate_is_refused_with_libpqs_message(deploy, tls_pg, tls_db, tls_vars, site):
     run = deploy(vars=dict(tls_vars, db_deploy_ssl_cert="", db_deploy_ssl_key=""))
 
     assert run.rc != 0
@@ -179,4 +193,3 @@ def test_connect_params_pg_dump_could_not_use_are_refused_naming_what_to_use(dep
     assert "may not set sslrootcert: use db_deploy_ca_cert" in line
     assert "Sx-connect-params-1" not in run.output
     assert db.tables() == [] and site.backup_files() == [] and site.shipped() == []
-

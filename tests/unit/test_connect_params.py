@@ -17,11 +17,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LIBPQ_ENV = yaml.safe_load((REPO_ROOT / "roles/db_deploy/vars/main.yml").read_text())["__db_deploy_libpq_env"]
 
 
-
 class _Option(ctypes.Structure):
-    _fields_ = [("keyword", ctypes.c_char_p), ("envvar", ctypes.c_char_p), ("compiled", ctypes.c_char_p),
-                ("val", ctypes.c_char_p), ("label", ctypes.c_char_p), ("dispchar", ctypes.c_char_p),
-                ("dispsize", ctypes.c_int)]
+    _fields_ = [
+        ("keyword", ctypes.c_char_p),
+        ("envvar", ctypes.c_char_p),
+        ("compiled", ctypes.c_char_p),
+        ("val", ctypes.c_char_p),
+        ("label", ctypes.c_char_p),
+        ("dispchar", ctypes.c_char_p),
+        ("dispsize", ctypes.c_int),
+    ]
 
 
 def libpq_options() -> dict[str, str | None]:
@@ -53,18 +58,17 @@ def test_each_key_maps_to_the_variable_libpq_reads_and_none_is_forgotten():
 
 def test_keys_pg_dump_could_not_use_are_refused_naming_what_to_use():
     problems = ARGS.connect_params_problems(
-        {"application_name": "x", "keepalives": 1, "sslmode": "require", "password": "secret", "sslpassword": "s",
-         "target_sesion_attrs": "read-write"}, LIBPQ_ENV)
+        {"application_name": "x", "keepalives": 1, "sslmode": "require", "password": "secret", "sslpassword": "s", "target_sesion_attrs": "read-write"},
+        LIBPQ_ENV,
+    )
 
     assert problems == [
         "db_deploy_connect_params may not set keepalives: libpq has no environment variable for it, so pg_dump and"
         " pg_restore could not use it; put it in a service of pg_service.conf on the host and set"
         " db_deploy_connect_params: {service: NAME}",
-        "db_deploy_connect_params may not set password: use db_deploy_login_password from the vault (pg_dump reads"
-        " it from a pass file the role writes)",
+        "db_deploy_connect_params may not set password: use db_deploy_login_password from the vault (pg_dump reads it from a pass file the role writes)",
         "db_deploy_connect_params may not set sslmode: use db_deploy_ssl_mode",
-        "db_deploy_connect_params may not set sslpassword: use a client key without a passphrase, readable only by"
-        " the user the deploy runs as",
+        "db_deploy_connect_params may not set sslpassword: use a client key without a passphrase, readable only by the user the deploy runs as",
         "db_deploy_connect_params may not set target_sesion_attrs: libpq has no environment variable for it, so"
         " pg_dump and pg_restore could not use it; did you mean target_session_attrs?",
     ]

@@ -54,6 +54,7 @@ broken\t\\N\tjkl\t2026-01-01 00:00:00+00\tfiles-1\t3
 # owner_key, is_own
 # ---------------------------------------------------------------------------
 
+
 def test_owner_key_is_the_role_rule_and_tells_namesakes_and_clusters_apart():
     key = b.owner_key("st44", SYSID)
     # The role builds the same key in Jinja (roles/db_deploy/vars/main.yml) for the pass file
@@ -70,20 +71,23 @@ def manifest_of(database="st44", sysid=SYSID, **more):
     return dict({"tool": "db_deploy", "database": database, "system_identifier": sysid}, **more)
 
 
-@pytest.mark.parametrize("manifest, own", [
-    (manifest_of(), True),
-    (manifest_of(file="st44-1.dump"), True),
-    (manifest_of(sysid=int(SYSID)), False),  # written by the module always as a string
-    (manifest_of(database="st44-eu"), False),
-    (manifest_of(database="st4"), False),
-    (manifest_of(database="ST44"), False),
-    (manifest_of(sysid=OTHER_SYSID), False),
-    (dict(manifest_of(), tool="another_tool"), False),
-    ({k: v for k, v in manifest_of().items() if k != "tool"}, False),
-    ([manifest_of()], False),
-    (None, False),
-    ("st44", False),
-])
+@pytest.mark.parametrize(
+    "manifest, own",
+    [
+        (manifest_of(), True),
+        (manifest_of(file="st44-1.dump"), True),
+        (manifest_of(sysid=int(SYSID)), False),  # written by the module always as a string
+        (manifest_of(database="st44-eu"), False),
+        (manifest_of(database="st4"), False),
+        (manifest_of(database="ST44"), False),
+        (manifest_of(sysid=OTHER_SYSID), False),
+        (dict(manifest_of(), tool="another_tool"), False),
+        ({k: v for k, v in manifest_of().items() if k != "tool"}, False),
+        ([manifest_of()], False),
+        (None, False),
+        ("st44", False),
+    ],
+)
 def test_is_own_needs_this_tool_this_database_and_this_cluster_exactly(manifest, own):
     assert b.is_own(manifest, "st44", SYSID) is own
 
@@ -91,6 +95,7 @@ def test_is_own_needs_this_tool_this_database_and_this_cluster_exactly(manifest,
 # ---------------------------------------------------------------------------
 # dump_dbname, history_versions
 # ---------------------------------------------------------------------------
+
 
 def test_dump_dbname_reads_the_pg_restore_list_header():
     assert b.dump_dbname(LISTING) == "st44"
@@ -126,6 +131,7 @@ def test_build_manifest_is_verified_only_when_the_dump_names_this_database():
 # scan
 # ---------------------------------------------------------------------------
 
+
 def put_backup(directory, name, manifest, mtime, manifest_name=None, content=b"PGDMP dump"):
     """A dump and its manifest (name.json unless manifest_name), both with mtime."""
     path = directory / name
@@ -148,14 +154,14 @@ def shared_dir(tmp_path):
     other_key = b.owner_key("st44-eu", SYSID)
     t = 1767225600  # 2026-01-01
     own_old = put_backup(d, "st44-20260101T000000Z-r1-00000001.dump", manifest_of(time="2026-01-01T00:00:00Z"), t)
-    own_new = put_backup(d, "st44-20260102T000000Z-r2-00000002.dump", manifest_of(time="2026-01-02T00:00:00Z"),
-                         t + 86400)
+    own_new = put_backup(d, "st44-20260102T000000Z-r2-00000002.dump", manifest_of(time="2026-01-02T00:00:00Z"), t + 86400)
     # The manifest of own_gone outlives its dump: listed, not intact.
-    (d / "st44-20251231T000000Z-r0-00000000.dump.json").write_text(json.dumps(manifest_of(
-        file="st44-20251231T000000Z-r0-00000000.dump", time="2025-12-31T00:00:00Z", size=3)))
+    (d / "st44-20251231T000000Z-r0-00000000.dump.json").write_text(
+        json.dumps(manifest_of(file="st44-20251231T000000Z-r0-00000000.dump", time="2025-12-31T00:00:00Z", size=3))
+    )
     put_backup(d, "st44-eu-20260103T000000Z-r3-00000003.dump", manifest_of(database="st44-eu"), t)
     put_backup(d, "st44-20260104T000000Z-r4-00000004.dump", manifest_of(sysid=OTHER_SYSID), t)
-    put_backup(d, "st44-20200101T000000Z-old.dump", None, t - 10 ** 8)  # before manifests existed
+    put_backup(d, "st44-20200101T000000Z-old.dump", None, t - 10**8)  # before manifests existed
     put_backup(d, "st44-20260105T000000Z-broken.dump", None, t)
     (d / "st44-20260105T000000Z-broken.dump.json").write_text("{not json")
     # A manifest of st44 copied next to another file claims nothing.
@@ -165,8 +171,13 @@ def shared_dir(tmp_path):
     os.symlink(d / (own_new.name + ".json"), d / "st44-link.dump.json")
     (d / "st44-link.dump").write_bytes(b"PGDMP dump")
     leftovers = [f".pgpass-{key}-0badcafe", f"st44-20260107T000000Z-r7-0badcafe.{key}.dump.partial"]
-    for name in leftovers + [f".pgpass-{other_key}-0badcafe", f"st44-eu-x.{other_key}.dump.partial",
-                             ".pgpass-0000beef", "st44-20260107T000000Z-r7-0000beef.dump.partial", "notes.txt"]:
+    for name in leftovers + [
+        f".pgpass-{other_key}-0badcafe",
+        f"st44-eu-x.{other_key}.dump.partial",
+        ".pgpass-0000beef",
+        "st44-20260107T000000Z-r7-0000beef.dump.partial",
+        "notes.txt",
+    ]:
         (d / name).write_text("x")
     return d, own_old, own_new, leftovers
 
@@ -183,10 +194,17 @@ def test_scan_claims_only_files_whose_manifest_names_this_database_and_cluster(s
     assert sorted(found_leftovers) == sorted(leftovers)
     claimed = {e["file"] for e in own} | {e["manifest"] for e in own} | set(leftovers)
     assert sorted(foreign) == sorted(set(os.listdir(d)) - claimed)
-    for name in ("st44-20200101T000000Z-old.dump", "st44-20260105T000000Z-broken.dump",
-                 "st44-20260105T000000Z-broken.dump.json", "st44-copy.dump.json", "st44-link.dump",
-                 "st44-link.dump.json", "st44-20260104T000000Z-r4-00000004.dump", "notes.txt",
-                 "st44-20260107T000000Z-r7-0000beef.dump.partial"):
+    for name in (
+        "st44-20200101T000000Z-old.dump",
+        "st44-20260105T000000Z-broken.dump",
+        "st44-20260105T000000Z-broken.dump.json",
+        "st44-copy.dump.json",
+        "st44-link.dump",
+        "st44-link.dump.json",
+        "st44-20260104T000000Z-r4-00000004.dump",
+        "notes.txt",
+        "st44-20260107T000000Z-r7-0000beef.dump.partial",
+    ):
         assert name in foreign, name
 
 
@@ -214,6 +232,7 @@ def test_scan_of_a_missing_directory_finds_nothing(tmp_path):
 # to_rotate
 # ---------------------------------------------------------------------------
 
+
 def entries(*mtimes, current_at=None):
     """Own backups newest first, b0 the newest; current (if current_at is given) first."""
     own = [{"file": f"b{i}.dump", "mtime": m} for i, m in enumerate(mtimes)]
@@ -237,7 +256,7 @@ def test_rotation_keeps_the_newest_keep_counting_the_current_backup():
 def test_rotation_never_deletes_the_current_backup_even_with_keep_below_one(keep):
     own = entries(500, 400, current_at=999)
     assert rotated(own, keep) == ["b0.dump", "b1.dump"]
-    assert "current.dump" not in rotated(own, keep, older_than=10 ** 6)
+    assert "current.dump" not in rotated(own, keep, older_than=10**6)
 
 
 def test_rotation_never_deletes_a_file_changed_at_or_after_the_run_started():
@@ -266,6 +285,7 @@ def test_rotation_never_goes_beyond_what_the_scan_called_own(shared_dir):
 # copy_marker, own_copies
 # ---------------------------------------------------------------------------
 
+
 def copy_row(datname, database="st44", sysid=SYSID, name=None, **marker):
     comment = b.copy_marker(database, sysid, name or datname, "st44-1.dump", "2026-01-01T00:00:00Z")
     if marker:
@@ -291,10 +311,8 @@ def test_own_copies_are_the_marked_copies_of_this_database_under_their_own_name(
     copies = b.own_copies(rows, "st44", SYSID)
 
     assert copies == [
-        {"name": "st44_before_restore_20260101110000", "time": "2026-01-01T00:00:00Z", "size": 8000,
-         "restored_file": "st44-1.dump"},
-        {"name": "st44_before_restore_20260101120000", "time": "2026-01-01T00:00:00Z", "size": 8000,
-         "restored_file": "st44-1.dump"},
+        {"name": "st44_before_restore_20260101110000", "time": "2026-01-01T00:00:00Z", "size": 8000, "restored_file": "st44-1.dump"},
+        {"name": "st44_before_restore_20260101120000", "time": "2026-01-01T00:00:00Z", "size": 8000, "restored_file": "st44-1.dump"},
     ]
     assert [c["name"] for c in b.own_copies(rows, "st44-eu", SYSID)] == ["st44-eu_before_restore_20260101120000"]
 
@@ -308,8 +326,10 @@ def test_the_history_table_splits_into_schema_and_name():
 # db_deploy_wait: when a job has finished, what a progress line says
 # ---------------------------------------------------------------------------
 
+
 def test_a_job_has_finished_when_the_wrapper_replaced_its_start_record():
     from ansible_collections.st44.db_deploy.plugins.modules import db_deploy_wait as w
+
     assert not w.job_finished(None)  # being written
     assert not w.job_finished({"started": 1, "finished": 0, "ansible_job_id": "1.2"})
     assert w.job_finished({"changed": True, "file": "/b/x.dump"})
@@ -318,6 +338,7 @@ def test_a_job_has_finished_when_the_wrapper_replaced_its_start_record():
 
 def test_progress_says_the_size_written_and_the_time_or_what_the_job_said(tmp_path):
     from ansible_collections.st44.db_deploy.plugins.modules import db_deploy_wait as w
+
     partial = tmp_path / "x.dump.partial"
     assert w.progress("pg_dump of st44", 3, str(partial)) == "pg_dump of st44: 0 MB written, 3 s"
     partial.write_bytes(b"\0" * (5 * 1024 * 1024 + 10))

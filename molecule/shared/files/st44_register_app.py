@@ -51,8 +51,7 @@ class Handler(BaseHTTPRequestHandler):
         salt = os.urandom(8).hex()
         password_hash = salt + "$" + hashlib.sha256((salt + password).encode()).hexdigest()
         try:
-            conn = psycopg2.connect(dbname=self.server.dbname, host=self.server.pghost,
-                                    port=self.server.pgport)
+            conn = psycopg2.connect(dbname=self.server.dbname, host=self.server.pghost, port=self.server.pgport)
             try:
                 with conn, conn.cursor() as cur:
                     cur.execute(
