@@ -69,3 +69,13 @@ def test_the_check_fails_on_a_hand_edited_default(role, tmp_path, monkeypatch, c
     assert f"Out of date, run make role-docs: roles/{role.path.name}/defaults/main.yml" in shown
     assert role_docs.main([]) == 0
     assert "\ndb_deploy_backup_keep: 7\n" in defaults.read_text()
+
+
+def test_the_other_roles_have_no_variables():
+    """Only the roles in role_docs.ROLES have variables to generate; a role that gains one joins them."""
+    others = [p for p in sorted((REPO_ROOT / "roles").iterdir()) if p.is_dir() and p.name not in role_docs.ROLES]
+    assert others, "roles/db_deploy_args is expected here"
+    for path in others:
+        specs = yaml.safe_load((path / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+        assert all(not entry.get("options") for entry in specs.values()), f"{path.name} has options: add it to ROLES in scripts/role-docs.py"
+        assert not (path / "defaults").exists(), f"{path.name} has defaults: add it to ROLES in scripts/role-docs.py"
