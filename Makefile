@@ -58,6 +58,13 @@ bench: setup
 clean:
 	rm -rf .venv .collections .cache
 
+# The role's defaults/main.yml and README variable section, from its
+# meta/argument_specs.yml (tests/test_role_docs.py fails while they differ).
+.PHONY: role-docs
+
+role-docs:
+	$(PYTHON_VENV) scripts/role-docs.py
+
 # Every Molecule scenario (molecule/: the outage, a partly migrated database, a
 # broken migration, the dry run), one after the other, each against a throwaway
 # PostgreSQL container running the real deploy-db.yml; about 6 minutes. Podman
