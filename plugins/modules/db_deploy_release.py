@@ -92,6 +92,17 @@ options:
         C(server_version), C(db_size), C(space_factor), C(host). Empty for no check.
     type: dict
     default: {}
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  check_mode:
+    description: Can run in check mode without modifying the target.
+    support: partial
+    details: O(read_only), not check mode, keeps C(root) as it is; the role passes it in check mode and in the status play.
+  diff_mode:
+    description: Would return what changed when in diff mode.
+    support: none
 author: st44 platform team (!UNKNOWN)
 '''
 
@@ -108,11 +119,16 @@ EXAMPLES = r'''
     system_identifier: "7301234567890123456"
   register: shipped
 
-- name: Remove the directory a read-only call made
+- name: Put the same files on the host for a dry run, changing nothing in root
   st44.db_deploy.db_deploy_release:
-    path: "{{ shipped.path }}"
-    state: absent
-  when: shipped.temporary
+    src: migrations/
+    release_id: r42
+    max_file_size: 10485760
+    root: /var/lib/st44-db/releases/st44-0badcafe
+    read_only: true
+    database: st44
+    system_identifier: "7301234567890123456"
+  register: dry_run
 '''
 
 RETURN = r'''
