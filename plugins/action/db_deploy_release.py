@@ -40,8 +40,8 @@ def release_name(release_id, sql_files):
     """
     if release_id:
         return re.sub(r'^[.]', '_', re.sub(r'[^A-Za-z0-9._-]', '_', release_id))
-    names = ','.join(os.path.basename(path) for path, _ in sql_files)
-    texts = '\n'.join(to_text(data, errors='surrogateescape').rstrip() for _, data in sql_files)
+    names = ','.join(os.path.basename(path) for path, _data in sql_files)
+    texts = '\n'.join(to_text(data, errors='surrogateescape').rstrip() for _path, data in sql_files)
     return 'files-' + hashlib.sha256((names + '\n' + texts).encode('utf-8', 'surrogateescape')).hexdigest()[:12]
 
 

@@ -124,7 +124,7 @@ def version_lines(report: dict) -> list[str]:
         rows.append((m, word))
     if not rows:
         return []
-    width = max(len("%s %s" % (m["version"], m["name"])) for m, _ in rows)
+    width = max(len("%s %s" % (m["version"], m["name"])) for m, _word in rows)
     lines = []
     i = 0
     while i < len(rows):
@@ -134,7 +134,7 @@ def version_lines(report: dict) -> list[str]:
         run = rows[i : j + 1]
         if len(run) > COLLAPSE_AFTER and "message" not in rows[i][0]:
             first, last = run[0][0], run[-1][0]
-            timed = [m for m, _ in run if m.get("duration_ms") is not None]
+            timed = [m for m, _word in run if m.get("duration_ms") is not None]
             detail = "%d versions" % len(run)
             if timed:
                 slowest = max(timed, key=lambda m: m["duration_ms"])

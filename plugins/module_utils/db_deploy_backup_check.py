@@ -100,7 +100,7 @@ def check(directory, database, tool, pg_bin_dir, server_major, server_version, d
         installed = []
     pg_bin = choose_pg_bin(pg_bin_dir, installed, server_major)
     try:
-        proc = subprocess.run([pg_bin + tool, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        proc = subprocess.run([pg_bin + tool, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60, check=False)
         rc, version = proc.returncode, proc.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         rc, version = 127, ""

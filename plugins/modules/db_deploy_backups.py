@@ -11,7 +11,8 @@ DOCUMENTATION = r'''
 module: db_deploy_backups
 short_description: Own the db_deploy backups of one database, by manifest, never by file name
 description:
-  - Every backup the db_deploy role takes is a C(pg_dump) file with a manifest next to it,
+  - >-
+    Every backup the db_deploy role takes is a C(pg_dump) file with a manifest next to it,
     C(<backup>.json) (mode 0600), written when the dump was read back with C(pg_restore --list):
     the tool, the database, the cluster's C(system_identifier), the host, the time (UTC), the
     release, the run id, the migration versions recorded in the dump's history table, the size
@@ -22,12 +23,14 @@ description:
   - The partial dump and pass file of a run carry the owner key (the first 16 hex digits of the
     SHA-256 of C(<system_identifier>/<database>)) in their name, so that leftovers of killed runs
     are recognised without a manifest.
-  - O(state=check) is the whole pre-backup check in one call: the C(pg_dump) (or C(pg_restore)) for
+  - >-
+    O(state=check) is the whole pre-backup check in one call: the C(pg_dump) (or C(pg_restore)) for
     the server's major version, its version, a backup directory the database OS user can write to,
     and free space for the database size times O(space_factor) at the nearest existing ancestor of
     O(path); a missing O(path) counts as one that will be made (db_deploy_release makes it when a
     deploy ships its release). The restore runs it for C(pg_restore).
-  - O(state=dump) is the whole backup in one call, as the database OS user: the same check first
+  - >-
+    O(state=dump) is the whole backup in one call, as the database OS user: the same check first
     (O(path) must exist), then removes this database's
     leftovers of killed runs, runs C(pg_dump --format=custom) to O(partial) (0600), reads it back with
     C(pg_restore --list), reads the versions from the dump's history table, writes the manifest,
@@ -35,12 +38,9 @@ description:
   - O(state=list) and O(state=verify) only read. O(state=record), O(state=rotate) and
     O(state=leftovers) change files; in check mode they report what they would do.
 version_added: "1.0.0"
-author: st44 platform team
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+author: st44 platform team (!UNKNOWN)
+extends_documentation_fragment:
+  - st44.db_deploy.attributes
 options:
   path:
     description: The backup directory.
@@ -107,7 +107,8 @@ options:
     description:
       - With O(state=check), the directory of C(pg_dump) and C(pg_restore); empty for the smallest
         C(/usr/lib/postgresql/N/bin) with N at least O(server_major), else the PATH.
-      - With O(state=dump), the same: the dump checks the client it chooses first.
+      - >-
+        With O(state=dump), the same: the dump checks the client it chooses first.
     type: str
     default: ""
   tool:
@@ -163,7 +164,7 @@ options:
     description:
       - With O(state=list), rows C({datname, comment, size}) of pg_database; those whose comment is
         this tool's marker for this database on this cluster, under their own name, are returned
-        as O(copies).
+        as RV(copies).
     type: list
     elements: dict
     default: []
@@ -456,7 +457,7 @@ def own_copies(rows, database, system_identifier):
 
 def split_table(table):
     """(schema, name) of the history table as pg_restore --schema/--table take them."""
-    schema, _, name = table.rpartition(".")
+    schema, _dot, name = table.rpartition(".")
     return schema or "public", name
 
 
@@ -506,7 +507,7 @@ def publish(partial, target, manifest):
 
 
 def run_client(module, argv, env, what, partial):
-    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
     if proc.returncode != 0:
         # pg_dump's own words (a full disk, a missing role) are in stderr: the role's failure text shows them.
         module.fail_json(msg="%s exited with %d" % (what, proc.returncode), rc=proc.returncode, stderr=proc.stderr.strip(), cmd=" ".join(argv), partial=partial)
@@ -529,7 +530,7 @@ def dump_backup(module):
     try:
         if p["password"] and p["pgpass"]:
             write_pgpass(p["pgpass"], p["password"])
-        _, leftovers, _ = scan(directory, database, sysid)
+        _own, leftovers, _foreign = scan(directory, database, sysid)
         old_enough = started - max(p["leftover_age"], 0)
         removed = [n for n in leftovers if os.path.join(directory, n) != p["pgpass"] and os.lstat(os.path.join(directory, n)).st_mtime < old_enough]
         for name in removed:
@@ -564,7 +565,7 @@ def dump_backup(module):
         publish(partial, target, manifest)
         # Only backups older than this run: a deploy running at the same time may be about to
         # migrate behind its backup. Ages are measured on the host, so clocks need not agree.
-        own, _, foreign = scan(directory, database, sysid)
+        own, _leftovers, foreign = scan(directory, database, sysid)
         doomed = []
         for entry in to_rotate(own, p["keep"], file, started - max(p["min_age"], 0)):
             doomed += [entry["path"], os.path.join(directory, entry["manifest"])]
@@ -666,7 +667,8 @@ def main():
             owner=dict(type="str", default=""),
             pg_env=dict(type="dict", default={}),
             table=dict(type="str", default="schema_migrations"),
-            pgpass=dict(type="str", default=""),
+            # A path to the pass file, not a secret: its name alone makes validate-modules suspect one.
+            pgpass=dict(type="str", default="", no_log=False),
             password=dict(type="str", default="", no_log=True),
             leftover_age=dict(type="int", default=86400),
         ),

@@ -84,14 +84,51 @@ options:
     default: ''
   backup_check:
     description:
-      - Also say whether a backup to O(backup_dir) could be taken (RV(backup_check)), as
-        C(db_deploy_backups) O(state=check) would, and unless O(read_only), make a missing
+      - >-
+        Also say whether a backup to O(backup_dir) could be taken (RV(backup_check)), as
+        O(st44.db_deploy.db_deploy_backups#module:state=check) would, and unless O(read_only), make a missing
         O(backup_dir) (0700, owned by O(owner)) when it could: a deploy asks it here so that it
         spends no call of its own on either. Keys C(database), C(pg_bin_dir), C(server_major),
         C(server_version), C(db_size), C(space_factor), C(host). Empty for no check.
     type: dict
     default: {}
-author: st44
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  check_mode:
+    description: Can run in check mode without modifying the target.
+    support: partial
+    details: O(read_only), not check mode, keeps C(root) as it is; the role passes it in check mode and in the status play.
+  diff_mode:
+    description: Would return what changed when in diff mode.
+    support: none
+author: st44 platform team (!UNKNOWN)
+'''
+
+EXAMPLES = r'''
+- name: Ship the migration files of release r42, keeping the newest 5 releases of st44
+  st44.db_deploy.db_deploy_release:
+    src: migrations/
+    release_id: r42
+    max_file_size: 10485760
+    root: /var/lib/st44-db/releases/st44-0badcafe
+    keep: 5
+    owner: postgres
+    database: st44
+    system_identifier: "7301234567890123456"
+  register: shipped
+
+- name: Put the same files on the host for a dry run, changing nothing in root
+  st44.db_deploy.db_deploy_release:
+    src: migrations/
+    release_id: r42
+    max_file_size: 10485760
+    root: /var/lib/st44-db/releases/st44-0badcafe
+    read_only: true
+    database: st44
+    system_identifier: "7301234567890123456"
+  register: dry_run
 '''
 
 RETURN = r'''
@@ -381,7 +418,7 @@ class Release:
             else:
                 foreign.append(entry.name)
         others = sorted((o for o in owned if o[1] != self.p['release']), reverse=True)
-        deleted = [name for _, name in others[max(self.p['keep'] - 1, 0) :]]
+        deleted = [name for _created, name in others[max(self.p['keep'] - 1, 0) :]]
         for name in deleted:
             shutil.rmtree(os.path.join(self.root, name))
         # Contents no release links to any more: only the store's own link is left.

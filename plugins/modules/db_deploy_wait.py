@@ -11,20 +11,19 @@ DOCUMENTATION = r'''
 module: db_deploy_wait
 short_description: Wait for an async job a while and say how far it got
 description:
-  - Polls the job of a task started with C(async) and C(poll: 0) for up to O(wait) seconds, like
+  - >-
+    Polls the job of a task started with C(async) and C(poll: 0) for up to O(wait) seconds, like
     C(async_status), but says what the job is doing: the size of O(watch_file) (a file the job
     writes) or the C(msg) of O(progress_file) (a JSON file a running module writes), and how long
     the job has run.
-  - Meant for a task that loops with C(until: result.finished): each retry shows RV(msg).
+  - >-
+    Meant for a task that loops with C(until: result.finished): each retry shows RV(msg).
   - When the job has finished it returns the job's own result, removes the job's file (it is of no
     use to anyone then) and fails with the job's message when the job failed.
 version_added: "1.0.0"
-author: st44 platform team
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+author: st44 platform team (!UNKNOWN)
+extends_documentation_fragment:
+  - st44.db_deploy.attributes
 options:
   jid:
     description: The C(ansible_job_id) of the started task.
@@ -46,7 +45,8 @@ options:
     description: A file whose size RV(msg) reports.
     type: path
   progress_file:
-    description: A JSON file C({"msg": ...}) the job writes; its C(msg) is reported when it exists.
+    description: >-
+      A JSON file C({"msg": ...}) the job writes; its C(msg) is reported when it exists.
     type: path
 '''
 
