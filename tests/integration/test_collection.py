@@ -33,7 +33,7 @@ def project(tmp_path):
         names = set(tar.getnames())
     assert {"plugins/modules/postgresql_migrate.py", "roles/db_deploy/tasks/main.yml", "meta/runtime.yml"} <= names
     # Nothing of the checkout's own project travels: no tests, no hosts, no link back to the root.
-    assert not any(n.split("/")[0] in {"tests", "inventory", "collections", "library", ".venv"} for n in names)
+    assert not any(n.split("/")[0] in {"tests", "inventory", "migrations", "schema.yml", ".config", "collections", "library", ".venv"} for n in names)
 
     root = tmp_path / "project"
     root.mkdir()
