@@ -65,8 +65,8 @@ def index_targets(statement):
     CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON [ONLY] table;
     REINDEX [(options)] what CONCURRENTLY name; ALTER INDEX [IF EXISTS] name ATTACH PARTITION child.
     """
-    words = statement.words
-    if not words or words[0] not in ('CREATE', 'REINDEX', 'ALTER'):
+    words = statement.words.first(4)
+    if words[0] not in ('CREATE', 'REINDEX', 'ALTER'):
         return None
     tokens = name_tokens(statement.text)
     keys = [t[2] for t in tokens]  # upper-cased words, None for other tokens
@@ -92,7 +92,7 @@ def index_targets(statement):
         table, i = _qualified_name(tokens, i)
         return dict(kind='create', index=name, table=table) if table else None
     if keys[0] == 'REINDEX':
-        if 'CONCURRENTLY' not in words[:4]:
+        if 'CONCURRENTLY' not in words:
             return None  # a plain REINDEX runs as one transaction: it leaves nothing invalid
         if keys[i : i + 1] == [None] and tokens[i][1] == '(':
             while i < len(tokens) and tokens[i][:2] != ('char', ')'):

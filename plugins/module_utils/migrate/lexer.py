@@ -2,13 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The SQL lexer and splitter: a migration file's text into statements, the way psql splits it.
 
-The statement rules (rules.py) read the leading words a Statement carries."""
+The statement rules (rules.py) read only what a Statement carries; LeadingWords says which words
+that is."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import re
+from collections import namedtuple
 
 
 WHITESPACE = ' \t\n\r\f\v'
@@ -83,13 +85,41 @@ STANDARD_STRINGS_RESET_RE = re.compile(r'RESET\s+(?:"standard_conforming_strings
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
 
 
-class Statement(object):
-    """One SQL statement of a file: its text, the line it starts on and its leading keywords.
+# How many leading words outside parentheses and literals the splitter keeps of every statement:
+# enough for the longest rule that reads only the start (CREATE UNIQUE INDEX CONCURRENTLY).
+LEADING_WORDS = 4
+# Statements the splitter keeps every such word of, as rules read their end: ALTER ... DETACH
+# PARTITION ... CONCURRENTLY, COPY ... FROM STDIN.
+EVERY_WORD_OF = ('ALTER', 'COPY')
 
-    words holds the first four words outside parentheses and literals, upper-cased, which is all
-    that transaction_control and needs_no_transaction look at; every such word for ALTER (DETACH
-    PARTITION ... CONCURRENTLY ends the statement) and for routine definitions (BEGIN ATOMIC).
+
+class Words(namedtuple('Words', 'kept complete')):
+    """The words outside parentheses and literals of a statement, upper-cased, as the splitter
+    kept them: kept holds at least the first LEADING_WORDS (fewer when the statement has fewer),
+    and every one when complete (a statement starting with a word of EVERY_WORD_OF, a routine
+    definition, whose BEGIN ATOMIC ... END the splitter follows, or a short statement).
+
+    Rules read them through first() and every(), which refuse to read what was not kept.
     """
+
+    __slots__ = ()
+
+    def first(self, n):
+        """The first n words, '' for each the statement does not have."""
+        if n > LEADING_WORDS:
+            raise ValueError('the splitter keeps the first %d words of a statement, not %d' % (LEADING_WORDS, n))
+        words = list(self.kept[:n])
+        return words + [''] * (n - len(words))
+
+    def every(self):
+        """Every word; only of a statement the splitter kept every word of."""
+        if not self.complete:
+            raise ValueError('the splitter keeps every word only of %s statements and routine definitions' % ', '.join(EVERY_WORD_OF))
+        return list(self.kept)
+
+
+class Statement(object):
+    """One SQL statement of a file: its text, the line it starts on and its words (Words)."""
 
     __slots__ = ('text', 'line', 'words', 'escapes')
 
@@ -156,9 +186,9 @@ def _is_routine_definition(words):
 
 def copy_stream(statement):
     """'FROM STDIN' or 'TO STDOUT' when the statement is a COPY that streams through the client, or None."""
-    if not statement.words or statement.words[0] != 'COPY':
+    if statement.words.first(1) != ['COPY']:
         return None
-    w = list(statement.words)
+    w = statement.words.every()
     for direction, stream in (('FROM', 'STDIN'), ('TO', 'STDOUT')):
         if direction in w[:-1] and w[w.index(direction) + 1] == stream:
             return '%s %s' % (direction, stream)
@@ -168,10 +198,11 @@ def copy_stream(statement):
 def standard_strings_switch(statement, transactional):
     """What a SET or RESET of standard_conforming_strings sets it to: True (on), False (off),
     'DEFAULT' (the session's own value), or None when the statement does not change it."""
-    if not statement.words or statement.words[0] not in ('SET', 'RESET'):
+    command = statement.words.first(1)[0]
+    if command not in ('SET', 'RESET'):
         return None
     text = COMMENT_RE.sub(' ', statement.text)
-    if statement.words[0] == 'RESET':
+    if command == 'RESET':
         return 'DEFAULT' if STANDARD_STRINGS_RESET_RE.match(text) else None
     m = STANDARD_STRINGS_SET_RE.match(text)
     if not m or ((m.group(1) or '').upper() == 'LOCAL' and not transactional):
@@ -208,14 +239,18 @@ def split_statements(sql, standard_strings=True, transactional=True):
     routine = False  # CREATE [OR REPLACE] FUNCTION|PROCEDURE
     paren_depth = begin_depth = 0
     line, line_pos = 1, 0  # line number at offset line_pos, advanced incrementally
-    all_words = False  # ALTER, COPY: needs_no_transaction and copy_stream look at every word
+    all_words = False  # the statement starts with a word of EVERY_WORD_OF
     prev_word, prev_word_end = None, -1
+
+    def kept_words():
+        # Past LEADING_WORDS, SKIP_RE steps over words unless the statement needs every one.
+        return Words(tuple(words), all_words or routine or len(words) < LEADING_WORDS)
 
     def meta_command(at):
         return ValueError('psql meta-command at line %d (%s): only SQL is supported' % (line_of(sql, at), sql[at:].split(None, 1)[0][:20]))
 
     while i < n:
-        if start is not None and (paren_depth or (len(words) >= 4 and not routine and not all_words)):
+        if start is not None and (paren_depth or (len(words) >= LEADING_WORDS and not routine and not all_words)):
             # The leading keywords are known: jump to the next character that matters.
             skipped = SKIP_RE.match(sql, i)
             if skipped is not None:
@@ -235,7 +270,7 @@ def split_statements(sql, standard_strings=True, transactional=True):
                 upper = token.upper()
                 words.append(upper)
                 if len(words) == 1:
-                    all_words = upper in ('ALTER', 'COPY')
+                    all_words = upper in EVERY_WORD_OF
                 elif len(words) in (2, 4):
                     routine = _is_routine_definition(words)
                 if routine:
@@ -266,7 +301,7 @@ def split_statements(sql, standard_strings=True, transactional=True):
             if paren_depth == 0 and begin_depth == 0:
                 line += sql.count('\n', line_pos, start)
                 line_pos = start
-                statements.append(Statement(sql[start:i].strip(), line, tuple(words), not std))
+                statements.append(Statement(sql[start:i].strip(), line, kept_words(), not std))
                 start, words, routine, all_words, paren_depth, begin_depth = None, [], False, False, 0, 0
                 i = end
                 switched = standard_strings_switch(statements[-1], transactional)
@@ -320,5 +355,5 @@ def split_statements(sql, standard_strings=True, transactional=True):
     if start is not None:
         text = sql[start:].strip()
         if text:
-            statements.append(Statement(text, line + sql.count('\n', line_pos, start), tuple(words), not std))
+            statements.append(Statement(text, line + sql.count('\n', line_pos, start), kept_words(), not std))
     return statements

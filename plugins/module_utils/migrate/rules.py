@@ -25,7 +25,7 @@ CLIENT_ENCODING_SET_RE = re.compile(
 
 def encoding_switch(statement):
     """The encoding a SET client_encoding / SET NAMES switches the session to when it is not UTF-8, or None."""
-    if not statement.words or statement.words[0] != 'SET':
+    if statement.words.first(1) != ['SET']:
         return None
     m = CLIENT_ENCODING_SET_RE.match(COMMENT_RE.sub(' ', statement.text))
     if not m:
@@ -39,18 +39,17 @@ def encoding_switch(statement):
 def standard_strings_change(statement):
     """Whether a statement changes standard_conforming_strings in a way the splitter cannot follow
     (set_config, dynamic SQL): psql would read the lines after it otherwise than the module."""
-    if 'standard_conforming_strings' not in statement.text.lower() or not statement.words:
+    command = statement.words.first(1)[0]
+    if 'standard_conforming_strings' not in statement.text.lower() or not command:
         return False
-    if statement.words[0] in ('SET', 'RESET', 'SHOW', 'ALTER'):  # ALTER DATABASE/ROLE: for later sessions
+    if command in ('SET', 'RESET', 'SHOW', 'ALTER'):  # ALTER DATABASE/ROLE: for later sessions
         return False
     return bool(re.search(r'set_config|\bset\b|\breset\b', statement.text, re.IGNORECASE))
 
 
 def transaction_control(statement):
     """Name the transaction-control command a statement is, or None."""
-    w = list(statement.words[:3])
-    if not w:
-        return None
+    w = statement.words.first(3)
     if w[0] in ('BEGIN', 'COMMIT', 'END', 'ABORT'):
         return w[0]
     if w[0] == 'START' and w[1:2] == ['TRANSACTION']:
@@ -65,7 +64,7 @@ def transaction_control(statement):
 def undoes_the_run(statement):
     """Name what a statement would take away from the run's own session, or None: its advisory
     lock (a concurrent run could then start) or its prepared history write."""
-    w = list(statement.words[:3]) + ['', '']
+    w = statement.words.first(3)
     if w[0] == 'DISCARD' and w[1] == 'ALL':
         return (
             'DISCARD ALL would release the run\'s migration lock, letting a concurrent run in, and drop '
@@ -84,7 +83,7 @@ def undoes_the_run(statement):
 
 def needs_no_transaction(statement):
     """Name why a statement cannot run in a transaction block, or None."""
-    w = list(statement.words) + ['', '', '']
+    w = statement.words.first(4)
     if w[0] == 'VACUUM':
         return 'VACUUM'
     if w[0] == 'CREATE' and w[1:3] == ['INDEX', 'CONCURRENTLY']:
@@ -95,7 +94,7 @@ def needs_no_transaction(statement):
         return 'DROP INDEX CONCURRENTLY'
     if w[0] == 'REINDEX' and (w[2] == 'CONCURRENTLY' or w[1] in ('DATABASE', 'SYSTEM', 'SCHEMA')):
         return 'REINDEX %s%s' % (w[1], ' CONCURRENTLY' if w[2] == 'CONCURRENTLY' else '')
-    if w[0] == 'ALTER' and 'DETACH' in w and w[len(statement.words) - 1] == 'CONCURRENTLY':
+    if w[0] == 'ALTER' and 'DETACH' in statement.words.every() and statement.words.every()[-1] == 'CONCURRENTLY':
         return 'DETACH PARTITION CONCURRENTLY'
     if w[0] in ('CREATE', 'DROP') and w[1] in ('DATABASE', 'TABLESPACE'):
         return '%s %s' % (w[0], w[1])

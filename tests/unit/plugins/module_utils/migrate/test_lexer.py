@@ -211,3 +211,42 @@ def test_split_steps_over_the_rows_of_a_copy_from_stdin_as_psql_does():
 )
 def test_copy_stream_is_a_copy_through_the_client(sql, stream):
     assert copy_stream(one_statement(sql)) == stream
+
+
+# ---------------------------------------------------------------------------
+# Words: what the splitter keeps of a statement for the rules
+# ---------------------------------------------------------------------------
+
+
+def test_the_first_four_words_outside_parentheses_are_kept_of_any_statement():
+    words = one_statement("INSERT INTO t (a, b) SELECT b FROM c WHERE d").words
+    assert words.first(4) == ["INSERT", "INTO", "T", "SELECT"]
+    assert words.first(2) == ["INSERT", "INTO"]
+    assert not words.complete
+
+
+def test_a_rule_cannot_read_words_the_splitter_did_not_keep():
+    words = one_statement("INSERT INTO t (a, b) SELECT b FROM c WHERE d").words
+    with pytest.raises(ValueError, match="keeps the first 4 words of a statement, not 5"):
+        words.first(5)
+    with pytest.raises(ValueError, match="keeps every word only of ALTER, COPY statements and routine definitions"):
+        words.every()
+
+
+@pytest.mark.parametrize(
+    "sql, every",
+    [
+        ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", ["ALTER", "TABLE", "P", "DETACH", "PARTITION", "C", "CONCURRENTLY"]),
+        ("COPY t (a, b) FROM STDIN WITH (FORMAT csv)", ["COPY", "T", "FROM", "STDIN", "WITH"]),
+        (
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+            ["CREATE", "FUNCTION", "F", "RETURNS", "INT", "LANGUAGE", "SQL", "BEGIN", "ATOMIC", "SELECT", "END"],
+        ),
+        ("VACUUM (VERBOSE) t", ["VACUUM", "T"]),
+    ],
+)
+def test_every_word_is_kept_of_alter_copy_routines_and_short_statements(sql, every):
+    words = one_statement(sql).words
+    assert words.complete
+    assert words.every() == every
+    assert words.first(4) == (every + ["", "", ""])[:4]
