@@ -147,26 +147,12 @@ def link_problem(entry, name, error):
 
 
 def read_file(path, max_size):
-    """(size, bytes) of a file; bytes is None when it is larger than max_size, which is then not read.
-
-    os.read rather than open(): a thousand files are read on every run, no-op and check included,
-    and the file object's machinery costs more than the read itself.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
+    """(size, bytes) of a file; bytes is None when it is larger than max_size, which is then not read."""
+    with open(path, 'rb') as f:
+        size = os.fstat(f.fileno()).st_size
         if size > max_size:
             return size, None
-        chunks, wanted = [], size + 1  # one byte more than the size: read_migration sees a file that grew
-        while wanted > 0:
-            chunk = os.read(fd, wanted)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            wanted -= len(chunk)
-        return size, b''.join(chunks)
-    finally:
-        os.close(fd)
+        return size, f.read(size + 1)  # one byte more than the size: read_migration sees a file that grew
 
 
 def discover_migrations(path, max_size):
