@@ -5,7 +5,6 @@
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
 DOCUMENTATION = r'''
 ---
 module: postgresql_migrate
@@ -243,7 +242,6 @@ seealso:
   - module: community.postgresql.postgresql_script
   - module: community.postgresql.postgresql_query
 '''
-
 EXAMPLES = r'''
 - name: Apply the pending migrations over the local socket as postgres
   postgresql_migrate:
@@ -278,7 +276,6 @@ EXAMPLES = r'''
     db: st44
     accept_checksums: ["012"]
 '''
-
 RETURN = r'''
 migrations:
   description:
@@ -479,8 +476,6 @@ except ImportError:  # reported by main() with what to install
 
 # The table part stops at 52 characters so that "<table>_incomplete" fits PostgreSQL's 63.
 TABLE_RE = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,51}')
-
-
 PG_INTERVAL_RE = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 

@@ -18,22 +18,12 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.lexer impor
 
 
 FILENAME_RE = re.compile(r'^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$')
-
-
 NO_TRANSACTION_RE = re.compile(r'^[ \t]*--\s*postgresql_migrate\s*:\s*no-transaction\s*$', re.IGNORECASE | re.MULTILINE)
-
-
 # The blank and -- comment lines at the top of a file, where the no-transaction marker goes.
 HEADER_RE = re.compile(r'(?:[ \t\f\v]*(?:--[^\n]*)?\n)*')
-
-
 BOM = '\ufeff'
-
-
 # ASCII digits only: str.isdigit, int() and \\d also take '²' and '١', which no file name can hold.
 VERSION_RE = re.compile(r'[0-9]+')
-
-
 VERSION_RULE = 'a version is the digits 0-9 of a migration file name, for example "014"'
 
 
@@ -216,8 +206,6 @@ def discover_migrations(path, max_size):
 # A directory of another tool's layout: <timestamp>_<name>/up.sql (diesel, sqlx's reversible
 # migrations, some Go tools) and the name it would have here.
 UP_SQL_NAMES = ('up.sql', 'migration.sql')
-
-
 LEADING_STAMP_RE = re.compile(r'^[0-9][0-9_.-]*')
 
 

@@ -16,8 +16,6 @@ HISTORY_EXTRA_COLUMNS = (
     ('applied_by', 'text'),
     ('execution_ms', 'integer'),
 )
-
-
 RECORD_STATEMENT = 'postgresql_migrate_record'
 
 

@@ -16,7 +16,6 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.rules impor
 # A name or keyword, a "quoted identifier", a dot, or one other character; after whitespace and
 # comments (nested /* */ are rare in a statement's head and end the parse at worst).
 NAME_TOKEN_RE = re.compile(r'(?:\s+|--[^\n]*|/\*.*?\*/)*(?:("(?:[^"]|"")*")|(' + IDENT + r')|(\S))', re.DOTALL)
-
 # The server folds unquoted names to lower case in ASCII only: 'İ' stays as it is.
 _ASCII_LOWER = dict((c, c + 32) for c in range(65, 91))
 
@@ -121,8 +120,6 @@ SCOPE_TABLE = 1  # every index of the table
 SCOPE_LEFTOVERS_OF_TABLE = 2  # REINDEX's leftovers (CC_LEFTOVER_RE) on the table
 SCOPE_LEFTOVERS_IN_SCHEMA = 3  # REINDEX's leftovers in the schema
 SCOPE_LEFTOVERS = 4  # REINDEX's leftovers anywhere in the database
-
-
 # What REINDEX CONCURRENTLY names the copy it builds (and the old index it swaps out): a failure
 # leaves it behind, invalid.
 CC_LEFTOVER_RE = '_cc(new|old)[0-9]*$'

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The SQL lexer and splitter: a migration file's text into statements, the way psql splits it.
 
-The statement rules (rules.py) read only what a Statement carries; LeadingWords says which words
+The statement rules (rules.py) read only what a Statement carries; Words says which words
 that is."""
 
 from __future__ import absolute_import, division, print_function
@@ -14,61 +14,33 @@ from collections import namedtuple
 
 
 WHITESPACE = ' \t\n\r\f\v'
-
-
 # Character classes as PostgreSQL's lexer has them: a letter, "_" or any non-ASCII character
 # starts an identifier; digits and "$" may follow. They are written as "everything but these
 # ASCII characters", which compiles in microseconds where a range up to U+10FFFF takes
 # milliseconds: the module pays for compiling its patterns on every run.
 IDENT_START = r'[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]'
-
-
 IDENT_CONT = r'[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]'
-
-
 _TAG_CONT = r'[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]'
-
-
 IDENT = IDENT_START + IDENT_CONT + '*'
-
-
 # ASCII characters that matter to nobody: not whitespace, ; ' " $ ( ) \\ / -, letters or "_".
 _INERT = r'[\x00-\x08\x0e-\x1f!#%&*+,.0-9:<=>?@\[\]^\x60{|}~\x7f]'
-
-
 # One lexical token at a time, after the whitespace before it; the group that matched tells its
 # kind: a -- comment, the start of a /* comment, a word, a run of characters that matter to
 # nobody (digits, operators, commas), or a single other character (whitespace only at the very
 # end of the text).
 TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + IDENT + ')|(' + _INERT + '+)|(.))', re.DOTALL)
-
-
 LINE_COMMENT = 1  # the numbers of TOKEN_RE's groups
-
-
 BLOCK_COMMENT = 2
-
-
 WORD = 3
-
-
 INERT = 4
-
-
 # Once a statement's leading keywords are known, everything up to the next character that can
 # end it, open a literal, a comment or a parenthesis is skipped in one match: whitespace, inert
 # characters, a "-" or "/" that does not open a comment, and whole identifiers (so that the "$"
 # inside one is not taken for a dollar quote) except one right before a quote, which the token
 # loop reads (E'...' takes backslash escapes).
 SKIP_RE = re.compile(r'(?:[ \t\n\r\f\v]|' + _INERT + '|' + IDENT + "(?!'|" + IDENT_CONT + r')|-(?!-)|/(?!\*))+')
-
-
 DOLLAR_TAG = re.compile(r'\$(?:' + IDENT_START + _TAG_CONT + r'*)?\$')
-
-
 COMMENT_RE = re.compile(r'--[^\n]*|/\*.*?\*/', re.DOTALL)
-
-
 # SET [SESSION | LOCAL] standard_conforming_strings TO | = value, and RESET of it or of ALL,
 # comments removed: the scope and the value, without quotes.
 STANDARD_STRINGS_SET_RE = re.compile(
@@ -76,15 +48,9 @@ STANDARD_STRINGS_SET_RE = re.compile(
     r'standard_conforming_strings\b)\s*(?:=|TO\b)\s*[\'"]?([^\s\'";]*)',
     re.IGNORECASE,
 )
-
-
 STANDARD_STRINGS_RESET_RE = re.compile(r'RESET\s+(?:"standard_conforming_strings"|standard_conforming_strings\b|ALL\b)', re.IGNORECASE)
-
-
 # The line that ends the rows of a COPY ... FROM STDIN in a psql script.
 COPY_DATA_END_RE = re.compile(r"^\\\.\r?$", re.M)
-
-
 # How many leading words outside parentheses and literals the splitter keeps of every statement:
 # enough for the longest rule that reads only the start (CREATE UNIQUE INDEX CONCURRENTLY).
 LEADING_WORDS = 4

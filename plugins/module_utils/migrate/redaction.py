@@ -12,8 +12,6 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.lexer impor
 
 
 REDACTED = '********'
-
-
 # What is hidden of SQL shown to a person (--diff, a failed statement, the server's messages): the
 # value that sets a password, nothing else. The value is the literal after a word ending in
 # "password" (a role's PASSWORD, a user mapping's password or sslpassword option, UPDATE ... SET
@@ -23,35 +21,23 @@ REDACTED = '********'
 # Where the value is not written in the statement (PASSWORD %L, PASSWORD ' || ...), the rest of
 # the statement and the literals of the code around it are hidden, as the value may be any of them.
 URI_SECRET_RE = re.compile(r'''(://[^/:@\s'"]{0,256}:)[^@\s'"]{1,256}@''')
-
-
 # In a literal's value, where a quote is no delimiter any more: 'postgresql://u:it''s@h'.
 URI_SECRET_IN_VALUE_RE = re.compile(r'''(://[^/:@\s]{0,256}:)[^@\s]{1,256}@''')
-
-
 SECRET_KEY_RE = re.compile(r'[A-Za-z0-9_]*password', re.IGNORECASE)
-
-
 CONNINFO_SECRET_RE = re.compile(
     r'''(?<![\w$.])[A-Za-z0-9_]*password[ \t\n\r\f\v]*=[ \t\n\r\f\v]*'''
     r'''((?:'(?:[^'\\]|\\.)*'?)|[^ \t\n\r\f\v]*)''',
     re.IGNORECASE,
 )
-
-
 # One token for showing SQL: a -- comment, the start of a /* comment, a word, a $n parameter, a
 # number, or one other character. Never fails, so unterminated or mangled text (an error context)
 # is still read to its end.
 SHOW_TOKEN_RE = re.compile(r'[ \t\n\r\f\v]*(?:(--[^\n]*)|(/\*)|(' + IDENT + r')|(\$[0-9]+)|([0-9][0-9.]*)|(.))', re.DOTALL)
-
-
 SHOW_LITERAL_END = {
     'std': re.compile(r"(?:[^']|'')*'"),
     'esc': re.compile(r"(?:[^'\\]|''|\\.)*'", re.DOTALL),
     'ident': re.compile(r'(?:[^"]|"")*"'),
 }
-
-
 MAX_SECRET_DEPTH = 4  # SQL in a literal in a literal...: deeper than that, the whole literal is hidden
 
 

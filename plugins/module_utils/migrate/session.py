@@ -20,8 +20,6 @@ except ImportError:  # postgresql_migrate's main() says what to install before a
 
 
 MAX_LOCK_WAIT = 2147483  # seconds: PostgreSQL's largest lock_timeout (2^31 - 1 ms)
-
-
 # The function that releases every advisory lock of the session, the run's own included.
 UNLOCK_ALL = 'pg_advisory_unlock_all'
 

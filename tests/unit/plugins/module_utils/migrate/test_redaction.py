@@ -70,8 +70,6 @@ def test_redact_secrets_hides_the_value_that_sets_a_password_and_nothing_else(sq
 
 
 SECRET = "Sx9"
-
-
 SECRET_VALUES = [
     "'Sx9'",
     "'a''Sx9'",
@@ -87,8 +85,6 @@ SECRET_VALUES = [
     "Sx9",
     "'Sx9' || 'x'",
 ]
-
-
 SECRET_STATEMENTS = [
     "CREATE ROLE r LOGIN PASSWORD {} VALID UNTIL 'infinity'",
     "ALTER USER r WITH ENCRYPTED PASSWORD {}",
@@ -96,8 +92,6 @@ SECRET_STATEMENTS = [
     "ALTER SERVER s OPTIONS (SET password {})",
     "DO $do$BEGIN ALTER ROLE r PASSWORD {}; END$do$",
 ]
-
-
 SECRET_VALUES_IN_LITERALS = [
     "ALTER ROLE r PASSWORD ''Sx9''",
     "host=h password=Sx9 dbname=d",
@@ -106,8 +100,6 @@ SECRET_VALUES_IN_LITERALS = [
     "postgres://h/d?password=Sx9",
     "host=h password = Sx9",
 ]
-
-
 SECRET_LITERALS = ["SELECT dblink_connect('{}')", "DO $$BEGIN EXECUTE '{}'; END$$", "CREATE SUBSCRIPTION s CONNECTION '{}' PUBLICATION p"]
 
 
