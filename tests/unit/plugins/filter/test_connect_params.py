@@ -13,7 +13,7 @@ import yaml
 
 from ansible_collections.st44.db_deploy.plugins.filter import db_deploy_args as ARGS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 LIBPQ_ENV = yaml.safe_load((REPO_ROOT / "roles/db_deploy/vars/main.yml").read_text())["__db_deploy_libpq_env"]
 
 

@@ -1,12 +1,10 @@
-"""Unit tests of the report's pure functions (plugins/action/db_deploy_report.py) and of the
-output callback's message text (plugins/callback/db_deploy.py): no Ansible run, no database."""
+"""Unit tests of the report's pure functions (plugins/action/db_deploy_report.py): no Ansible run, no database."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.st44.db_deploy.plugins.action import db_deploy_report as report_plugin
-from ansible_collections.st44.db_deploy.plugins.callback import db_deploy as callback_plugin
 
 
 def a_report(migrations, *, result="ok", check_mode=False, backup=None, error=None, backup_file=None):
@@ -168,16 +166,3 @@ def test_the_markdown_summary_has_a_duration_table_and_escapes_cells():
 @pytest.mark.parametrize("ms, text", [(0, "0 ms"), (999, "999 ms"), (1500, "1.5 s"), (125000, "2 min 5 s")])
 def test_durations_read_as_people_say_them(ms, text):
     assert report_plugin.human_ms(ms) == text
-
-
-@pytest.mark.parametrize(
-    "result, text",
-    [
-        ({"msg": "one line"}, "one line"),
-        ({"msg": ["first", "second"]}, "first\nsecond"),
-        ({"msg": "a\nb"}, "a\nb"),
-        ({"some_var": 3, "_ansible_verbose_always": True, "changed": False}, "some_var: 3"),
-    ],
-)
-def test_a_debug_result_is_shown_as_its_message(result, text):
-    assert callback_plugin.debug_text(result) == text
