@@ -45,7 +45,7 @@ description:
   - Runs where the files are, on the database host or on any host that reaches the database.
 version_added: '1.0.0'
 author:
-  - st44 platform team
+  - st44 platform team (!UNKNOWN)
 options:
   path:
     description:
@@ -569,7 +569,7 @@ def run(module, db, migrations, names, result):
         entries=plan['entries'],
         missing=plan['missing'],
         drifted=[e['version'] for e in plan['entries'] if e['drift']],
-        incomplete=[dict(v) for _, v in sorted(incomplete.items())],
+        incomplete=[dict(incomplete[version]) for version in sorted(incomplete)],
         current_version=history[max(history)]['version'] if history else None,
     )
     if plan['problems']:

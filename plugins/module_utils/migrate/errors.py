@@ -50,9 +50,15 @@ class TaskFailure(Exception):
 class SqlFailure(Exception):
     """A database error with what a person needs to act on it."""
 
-    def __init__(self, exc, connection_closed=True, query=None):
+    def __init__(self, exc, connection_closed=True, query=None, message=None):
+        """exc: the driver's error; or None and message: a check of the module's own (ModuleCheck)."""
         diag = getattr(exc, 'diag', None)
         self.connection_closed = connection_closed
+        if exc is None:
+            self.sqlstate = self.detail = self.hint = self.context = self.position = None
+            self.message = message
+            super(SqlFailure, self).__init__(message)
+            return
         self.sqlstate = getattr(diag, 'sqlstate', None) or getattr(exc, 'pgcode', None) or getattr(exc, 'sqlstate', None)
         # Without a server message (a lost connection), libpq's own text: one line, no final period.
         self.message = getattr(diag, 'message_primary', None) or ' '.join(to_native(exc).split()).rstrip('.')
@@ -93,11 +99,8 @@ class SqlFailure(Exception):
 class ModuleCheck(SqlFailure):
     """A check of the module's own that stops a migration, in the shape of a server error."""
 
-    def __init__(self, message):  # pylint: disable=super-init-not-called
-        self.connection_closed = False
-        self.sqlstate = self.detail = self.hint = self.context = self.position = None
-        self.message = message
-        Exception.__init__(self, message)
+    def __init__(self, message):
+        super(ModuleCheck, self).__init__(None, connection_closed=False, message=message)
 
 
 class ApplyFailure(Exception):

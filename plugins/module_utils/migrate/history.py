@@ -105,7 +105,7 @@ def table_column_types(db, table_sql):
 def foreign_history_table(table_sql, column_types):
     """Why a history table that lacks version or name cannot be ours: the columns it has, the tool
     it looks like, and what to do."""
-    names = set(c for c, _ in column_types)
+    names = set(column for column, _type in column_types)
     lacking = [c for c in ('version', 'name') if c not in names]
     tool = next((label for wanted, label in FOREIGN_HISTORY_TABLES if wanted <= names), None)
     if tool is None and names == {'version'}:
@@ -168,7 +168,7 @@ def ensure_history_table(db, table_sql, columns):
     missing = [(c, t) for c, t in HISTORY_EXTRA_COLUMNS if c not in columns]
     if missing:
         db.run('ALTER TABLE %s %s' % (table_sql, ', '.join('ADD COLUMN IF NOT EXISTS %s %s' % ct for ct in missing)))
-    return dict(columns, **dict((c, None) for c, _ in HISTORY_EXTRA_COLUMNS))
+    return dict(columns, **dict((column, None) for column, _type in HISTORY_EXTRA_COLUMNS))
 
 
 def prepare_record_version(db, table_sql):

@@ -210,7 +210,7 @@ def invalid_indexes(db, watched):
         return []
 
     def oids(*scopes):
-        return '{%s}' % ','.join(str(oid) for scope, oid, _ in watched if scope in scopes)
+        return '{%s}' % ','.join(str(oid) for scope, oid, _name in watched if scope in scopes)
 
     rows = db.rows(
         "SELECT format('%%I.%%I', n.nspname, c.relname) AS name, c.oid::bigint AS oid, "
@@ -228,7 +228,7 @@ def invalid_indexes(db, watched):
             CC_LEFTOVER_RE,
             oids(SCOPE_LEFTOVERS_OF_TABLE),
             oids(SCOPE_LEFTOVERS_IN_SCHEMA),
-            any(scope == SCOPE_LEFTOVERS for scope, _, _ in watched),
+            any(scope == SCOPE_LEFTOVERS for scope, _oid, _name in watched),
         ),
     )
     found = []
@@ -260,7 +260,7 @@ def invalid_indexes_note(db, statement):
         return None
     if not invalid:
         return None
-    names = [row['name'] for row, _ in invalid]
+    names = [row['name'] for row, _statement in invalid]
     listed = ', '.join(names[:10]) + (' and more' if len(names) > 10 else '')
     reason = needs_no_transaction(statement) or 'index build'
     return (

@@ -146,7 +146,7 @@ def _show_tokens(text, escapes):
 
 def _decoded(text, token):
     """A literal's value and, for each of its characters, where it starts in text."""
-    _, _, _, i, end, mode = token
+    i, end, mode = token[3:]
     if mode is None:  # dollar quoting: the body as written
         return text[i:end], list(range(i, end))
     quote = '"' if mode == 'ident' else "'"

@@ -149,7 +149,7 @@ class Runner(object):
 
     def _ensure_history(self):
         """Make the history table ready, once per run (a migration may have just created it)."""
-        check_columns = self.columns is None or not all(c in self.columns for c, _ in HISTORY_EXTRA_COLUMNS)
+        check_columns = self.columns is None or not all(column in self.columns for column, _type in HISTORY_EXTRA_COLUMNS)
         if not check_columns and self.prepared:
             return
         self.db.run(self.own_sql)  # even PREPARE locks the table: under the run's timeouts, not the file's
@@ -250,8 +250,8 @@ class Runner(object):
             raise ApplyFailure(mig, None, e, during='checking that the indexes it built are valid', progress=NOT_RECORDED)
         if not invalid:
             return
-        names = [row['name'] for row, _ in invalid]
-        partitioned = [row['name'] for row, _ in invalid if row['kind'] == 'I']
+        names = [row['name'] for row, _statement in invalid]
+        partitioned = [row['name'] for row, _statement in invalid if row['kind'] == 'I']
         plain = [n for n in names if n not in partitioned]
         failure = ModuleCheck(
             '%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
