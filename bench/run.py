@@ -39,9 +39,10 @@ ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
 RESULTS = REPO / "bench" / "results" / "latest.json"
 ST44_MIGRATIONS = REPO / "migrations"
 
-sys.path.insert(0, str(REPO / "tests"))
-import pgcluster  # noqa: E402
-from pgcluster import PgCluster, make_base_root  # noqa: E402
+# Run as a script (bench/ is on the path, not the root): the tests' helpers are the package tests.support.
+sys.path.insert(0, str(REPO))
+from tests.support import pgcluster  # noqa: E402
+from tests.support.pgcluster import PgCluster, make_base_root  # noqa: E402
 
 NOOP_X_PING = 3.0  # noop <= 3x ping
 FIRST_X_PING = 4.0  # first <= 4x ping + raw pg_dump

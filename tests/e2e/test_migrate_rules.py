@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from conftest import catalog_snapshot
+from tests.support.db_state import catalog_snapshot
 
 pytestmark = pytest.mark.e2e
 

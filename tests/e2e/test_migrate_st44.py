@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import MIGRATIONS, ST44_TABLES, ST44_VERSIONS, catalog_snapshot
+from tests.support.db_state import catalog_snapshot
+from tests.support.st44 import MIGRATIONS, ST44_TABLES, ST44_VERSIONS
 
 pytestmark = pytest.mark.e2e
 

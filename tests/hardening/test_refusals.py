@@ -21,7 +21,8 @@ import subprocess
 
 import pytest
 
-from integration.support import ST44_VERSIONS, catalog, recorded_versions
+from tests.support.db_state import catalog, recorded_versions
+from tests.support.st44 import ST44_VERSIONS
 
 pytestmark = [pytest.mark.e2e]
 
