@@ -52,7 +52,7 @@ BACKUP_X_DUMP = 1.1  # backup step <= 1.1x raw pg_dump
 TARGET_N = 1000  # module no slower than dbmate at this N
 BUSY_LOAD = 1.5  # warn above this 1-minute load average (the benchmark alone makes about 1)
 
-# What verify expects after the st44 migrations (tests/integration/support.py: ST44_TABLES).
+# What verify expects after the st44 migrations (tests/support/st44.py: ST44_TABLES).
 ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments", "task_completions", "tasks", "user_sessions", "users"]
 # Modules run as `postgres` when we are root, and postgres cannot run the venv's python under
 # /root: the system python with Debian's psycopg2, as tests/integration do.
