@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.support import REPO_ROOT
+from tests.support.pgcluster import Database, PgCluster, make_base_root
 
-from pgcluster import Database, PgCluster, make_base_root  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The fixtures that run the deploy playbooks, shared by tests/integration and tests/hardening.
+pytest_plugins = ["tests.support.deploy_fixtures"]
 
 
 @pytest.fixture(scope="session")

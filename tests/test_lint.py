@@ -11,7 +11,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from tools import REPO_ROOT, VENV_BIN, run_tool, tool_env
+from tests.support import REPO_ROOT, VENV_BIN
+from tests.support.tool_runner import run_tool, tool_env
 
 
 @pytest.mark.slow

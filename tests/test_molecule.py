@@ -20,7 +20,8 @@ import hashlib
 import re
 
 import pytest
-from tools import REPO_ROOT, VENV_BIN, run_tool, tool_env
+from tests.support import REPO_ROOT, VENV_BIN
+from tests.support.tool_runner import run_tool, tool_env
 
 LOG_DIR = REPO_ROOT / ".cache" / "molecule-logs"
 WORK_DIR = REPO_ROOT / ".cache" / "molecule"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tools import REPO_ROOT, VENV_BIN
+from tests.support import REPO_ROOT, VENV_BIN
 
 GITLAB = REPO_ROOT / "docs/examples/release-pipeline.gitlab-ci.yml"
 GITHUB = REPO_ROOT / "docs/examples/release-pipeline.github-actions.yml"

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 import yaml
-from tools import REPO_ROOT
+from tests.support import REPO_ROOT
 
 SETUP = REPO_ROOT / "scripts" / "setup.sh"
 REQUIREMENTS = REPO_ROOT / "requirements.yml"

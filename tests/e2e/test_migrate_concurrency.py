@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from migrate_runner import finish, start_migrate
+from tests.support.migrate_runner import finish, start_migrate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

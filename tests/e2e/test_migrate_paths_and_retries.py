@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import catalog_snapshot
+from tests.support.db_state import catalog_snapshot
 
 pytestmark = pytest.mark.e2e
 

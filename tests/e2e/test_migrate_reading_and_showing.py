@@ -9,7 +9,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import MIGRATIONS
+from tests.support.st44 import MIGRATIONS
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,8 @@ import time
 import uuid
 
 import pytest
-from conftest import catalog_snapshot
+from tests.support.db_state import catalog_snapshot
+from tests.support.migrate_runner import run_migrate
 
 pytestmark = pytest.mark.e2e
 
@@ -695,8 +696,6 @@ def test_empty_database_name_is_refused_and_the_default_database_untouched(pg, m
 
 
 def test_latin1_database_gets_the_servers_word_for_a_character_it_cannot_store(pg, mdir):
-    from migrate_runner import run_migrate
-
     name = "latin1_" + uuid.uuid4().hex[:8]
     pg.sql(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
     try:
@@ -715,8 +714,6 @@ def test_latin1_database_gets_the_servers_word_for_a_character_it_cannot_store(p
 
 
 def test_hot_standby_is_refused(standby, mdir, tmp_path):
-    from migrate_runner import run_migrate
-
     make_three(mdir)
     args = dict(standby.login_params("postgres"), path=str(mdir))
 
@@ -729,8 +726,6 @@ def test_hot_standby_is_refused(standby, mdir, tmp_path):
 
 
 def test_wrong_password_is_clear_and_never_shown(db, pg, mdir):
-    from migrate_runner import run_migrate
-
     make_three(mdir)
     secret = "S3cr3t-Pa55-%d" % time.time_ns()
     role = "deployer_%d" % (time.time_ns() % 100000)
@@ -752,8 +747,6 @@ def test_wrong_password_is_clear_and_never_shown(db, pg, mdir):
 
 
 def test_unknown_database_is_clear(pg, mdir):
-    from migrate_runner import run_migrate
-
     make_three(mdir)
     run = run_migrate(dict(pg.login_params("no_such_db"), path=str(mdir)))
     assert run.rc == 2

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import MIGRATIONS, ST44_TABLES, ST44_VERSIONS, catalog_snapshot
+from tests.support import VENV_BIN
+from tests.support.db_state import catalog_snapshot
+from tests.support.migrate_runner import env
+from tests.support.st44 import MIGRATIONS, ST44_TABLES, ST44_VERSIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -168,8 +171,6 @@ def test_unknown_target_version_is_refused(db, migrate):
 
 
 def test_ansible_doc_shows_the_module(repo_root):
-    from migrate_runner import VENV_BIN, env
-
     proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-M", "library", "postgresql_migrate"], cwd=repo_root, env=env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     for text in ("allow_out_of_order", "target_version", "login_password", "EXAMPLES", "RETURN VALUES", "would_apply", "no-transaction"):

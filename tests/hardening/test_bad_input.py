@@ -22,8 +22,10 @@ import os
 
 import pytest
 
-from integration.support import ST44_VERSIONS, catalog, recorded_versions, write_sql
-from integration.support import migrate_runner
+from tests.support.db_state import catalog, recorded_versions
+from tests.support.deploy_runner import write_sql
+from tests.support.st44 import ST44_VERSIONS
+from tests.support import migrate_runner
 
 pytestmark = [pytest.mark.e2e]
 

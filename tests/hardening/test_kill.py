@@ -25,10 +25,21 @@ import time
 
 import pytest
 
-from . import faults
-from .conftest import backends, deploy_waiting_in_pg_dump, forms_of, module_pids, pids_alive, start_deploy, start_module, wait_for, wait_for_backend
-from integration.namesakes import system_identifier
-from integration.support import migrate_runner, recorded_versions
+from tests.support import faults
+from tests.support.background_runs import (
+    backends,
+    deploy_waiting_in_pg_dump,
+    forms_of,
+    module_pids,
+    pids_alive,
+    start_deploy,
+    start_module,
+    wait_for,
+    wait_for_backend,
+)
+from tests.support.namesakes import system_identifier
+from tests.support import migrate_runner
+from tests.support.db_state import recorded_versions
 
 pytestmark = [pytest.mark.e2e]
 

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from .conftest import wait_for
-from integration.support import migrate_runner
+from tests.support.background_runs import wait_for
+from tests.support import migrate_runner
 
 pytestmark = [pytest.mark.e2e]
 

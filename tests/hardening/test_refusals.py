@@ -21,7 +21,9 @@ import subprocess
 
 import pytest
 
-from integration.support import ST44_VERSIONS, catalog, recorded_versions
+from tests.support.db_state import catalog, recorded_versions
+from tests.support.pgcluster import free_port
+from tests.support.st44 import ST44_VERSIONS
 
 pytestmark = [pytest.mark.e2e]
 
@@ -114,8 +116,6 @@ def test_missing_pg_dump_is_refused_before_anything_changes(deploy, db, site, so
 
 @pytest.mark.parametrize("fault", ["server unreachable", "wrong database name"])
 def test_unreachable_database_is_refused_before_anything_changes(deploy, db, site, socket_vars, fault):
-    from pgcluster import free_port
-
     if fault == "server unreachable":
         host_vars = dict(socket_vars, db_deploy_login_port=free_port())  # nothing listens there
         expected = "Is the server running locally and accepting connections"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import deploy_waiting_in_pg_dump, forms_of
-from integration.support import mode_of
+from tests.support.background_runs import deploy_waiting_in_pg_dump, forms_of
+from tests.support.deploy_runner import mode_of
 
 pytestmark = [pytest.mark.e2e]
 

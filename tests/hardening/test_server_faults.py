@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from . import faults
-from .conftest import start_module, wait_for_backend
-from integration.support import migrate_runner
+from tests.support import faults
+from tests.support.background_runs import start_module, wait_for_backend
+from tests.support import migrate_runner
 
 pytestmark = [pytest.mark.e2e]
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import start_deploy
-from integration.namesakes import system_identifier
-from integration.support import ST44, ST44_VERSIONS, mode_of, recorded_versions
+from tests.support.background_runs import start_deploy
+from tests.support.namesakes import system_identifier
+from tests.support.db_state import recorded_versions
+from tests.support.deploy_runner import mode_of
+from tests.support.st44 import ST44, ST44_VERSIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .namesakes import create, drop, host_vars, manifests, namesakes, own_backups, system_identifier
-from .support import ST44_VERSIONS, catalog, mode_of, recorded_versions
+from tests.support.namesakes import create, drop, host_vars, manifests, namesakes, own_backups, system_identifier
+from tests.support.db_state import catalog, recorded_versions
+from tests.support.deploy_runner import mode_of
+from tests.support.st44 import ST44_VERSIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,8 +11,11 @@ import tarfile
 
 import pytest
 
-from .support import REPO_ROOT, ST44_TABLES, ST44_VERSIONS, public_tables, recorded_versions, write_sql
-from .support import migrate_runner
+from tests.support import REPO_ROOT
+from tests.support.db_state import public_tables, recorded_versions
+from tests.support.deploy_runner import write_sql
+from tests.support.st44 import ST44_TABLES, ST44_VERSIONS
+from tests.support import migrate_runner
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,8 @@ from secrets import token_urlsafe
 
 import pytest
 
-from .support import ST44, ST44_VERSIONS, catalog, recorded_versions
+from tests.support.db_state import catalog, recorded_versions
+from tests.support.st44 import ST44, ST44_VERSIONS
 
 pytestmark = pytest.mark.e2e
 

@@ -16,22 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from .namesakes import copy_name_prefix, kept_copies, named_like_copies
-from .support import (
-    NOTES_017,
-    ST44,
-    ST44_TABLES,
-    ST44_VERSIONS,
-    add_app_rows,
-    catalog,
-    dry_run_tmp_entries,
-    mode_of,
-    owner_of,
-    public_tables,
-    recorded_versions,
-    row_counts,
-    write_sql,
-)
+from tests.support.namesakes import copy_name_prefix, kept_copies, named_like_copies
+from tests.support.db_state import catalog, public_tables, recorded_versions, row_counts
+from tests.support.deploy_runner import dry_run_tmp_entries, mode_of, owner_of, write_sql
+from tests.support.st44 import NOTES_017, ST44, ST44_TABLES, ST44_VERSIONS, add_app_rows
 
 pytestmark = pytest.mark.e2e
 

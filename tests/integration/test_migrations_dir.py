@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from .support import write_sql
+from tests.support.deploy_runner import write_sql
 
 pytestmark = pytest.mark.e2e
 

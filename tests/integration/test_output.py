@@ -8,15 +8,10 @@ import subprocess
 
 import pytest
 
-from .support import (
-    REPO_ROOT,
-    ST44,
-    SYSTEM_PYTHON,
-    migrate_runner,
-    mode_of,
-    recorded_versions,
-    write_sql,
-)
+from tests.support import REPO_ROOT, migrate_runner
+from tests.support.db_state import recorded_versions
+from tests.support.deploy_runner import SYSTEM_PYTHON, mode_of, write_sql
+from tests.support.st44 import ST44
 
 pytestmark = pytest.mark.e2e
 

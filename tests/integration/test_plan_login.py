@@ -12,7 +12,7 @@ from secrets import token_hex, token_urlsafe
 import psycopg2
 import pytest
 
-from .support import REPO_ROOT
+from tests.support import REPO_ROOT
 
 GITLAB = REPO_ROOT / "docs/examples/release-pipeline.gitlab-ci.yml"
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .support import recorded_versions
+from tests.support.db_state import recorded_versions
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pgcluster import Database
+from tests.support.pgcluster import Database
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from .namesakes import create, drop, host_vars, insert_user, kept_copies, namesakes, own_backups, users
-from .support import REPO_ROOT, migrate_runner, recorded_versions
+from tests.support.namesakes import create, drop, host_vars, insert_user, kept_copies, namesakes, own_backups, users
+from tests.support import REPO_ROOT, migrate_runner
+from tests.support.db_state import recorded_versions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,7 +14,8 @@ from secrets import token_urlsafe
 
 import pytest
 
-from .support import ST44_TABLES, catalog
+from tests.support.db_state import catalog
+from tests.support.st44 import ST44_TABLES
 
 pytestmark = pytest.mark.e2e
 

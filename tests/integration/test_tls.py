@@ -18,10 +18,12 @@ from pathlib import Path
 
 import psycopg2.sql
 import pytest
-from pgcluster import Database, PgCluster, make_base_root
+from tests.support.pgcluster import Database, PgCluster, make_base_root
 
-from .namesakes import kept_copies
-from .support import ST44_TABLES, ST44_VERSIONS, SYSTEM_PYTHON, add_app_rows, public_tables, recorded_versions, row_counts
+from tests.support.namesakes import kept_copies
+from tests.support.db_state import public_tables, recorded_versions, row_counts
+from tests.support.deploy_runner import SYSTEM_PYTHON
+from tests.support.st44 import ST44_TABLES, ST44_VERSIONS, add_app_rows
 
 pytestmark = pytest.mark.e2e
 

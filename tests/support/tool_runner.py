@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# The venv's bin directory, not the resolved interpreter's: the tools are installed next to
-# the python running the tests (requirements-dev.txt, requirements-molecule.txt).
-VENV_BIN = Path(sys.executable).parent
+from tests.support import REPO_ROOT, VENV_BIN
 
 
 def tool_env(**extra: str) -> dict[str, str]:

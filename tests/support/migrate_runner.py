@@ -1,8 +1,9 @@
 """Run postgresql_migrate the way users do: ansible-playbook on localhost.
 
 The task runs inside a block whose ``always`` writes the registered result to
-a JSON file, so a test can read every returned key and still see the real exit
-code and output of ansible-playbook. Secrets reach the play through a 0600
+a JSON file (action_plugins/keep_result.py, in the ansible-playbook process), so
+a test can read every returned key and still see the real exit code and output
+of ansible-playbook. Secrets reach the play through a 0600
 vars file (``-e @file``), never through the command line.
 """
 
@@ -16,8 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+from tests.support import REPO_ROOT, VENV_BIN
+
+# keep_result: the registered result written to a file without running a module.
+ACTION_PLUGINS = Path(__file__).resolve().parent / "action_plugins"
 
 
 @dataclass
@@ -72,11 +75,7 @@ def write_playbook(workdir: Path, module_args: dict, secret_args: dict) -> tuple
                     "always": [
                         {
                             "name": "Keep the result for the test",
-                            "ansible.builtin.copy": {
-                                "content": "{{ migrate_result | to_json }}",
-                                "dest": str(workdir / "result.json"),
-                                "mode": "0600",
-                            },
+                            "keep_result": {"content": "{{ migrate_result | to_json }}", "dest": str(workdir / "result.json")},
                             "check_mode": False,
                             "diff": False,
                             "changed_when": False,
@@ -88,6 +87,9 @@ def write_playbook(workdir: Path, module_args: dict, secret_args: dict) -> tuple
     ]
     playbook = workdir / "play.yml"
     playbook.write_text(json.dumps(play, indent=2))
+    # Ansible loads action plugins from the playbook's action_plugins/ directory.
+    if not (workdir / "action_plugins").exists():
+        (workdir / "action_plugins").symlink_to(ACTION_PLUGINS, target_is_directory=True)
     secrets = workdir / "secrets.json"
     secrets.write_text(json.dumps({"secret_%s" % k: v for k, v in secret_args.items()}))
     secrets.chmod(0o600)

@@ -1,9 +1,5 @@
-"""What the integration tests share: the st44 facts, where a deploy puts things,
-what a run returns, and small helpers that read the database.
-
-A module of its own (not conftest.py) so that test files import it by a name
-no other test directory uses.
-"""
+"""What a run of the deploy playbooks returns and where it puts things: the
+integration and hardening tests read runs through these."""
 
 from __future__ import annotations
 
@@ -11,32 +7,8 @@ import os
 import pwd
 import re
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import psycopg2.sql
-
-_E2E = str(Path(__file__).resolve().parents[1] / "e2e")
-if _E2E not in sys.path:
-    sys.path.append(_E2E)
-
-import migrate_runner  # noqa: E402  (tests/e2e: env() for ansible-playbook)
-
-REPO_ROOT = migrate_runner.REPO_ROOT
-MIGRATIONS = REPO_ROOT / "migrations"
-ST44 = {
-    "000": "create_migrations_table",
-    "001": "create_users_table",
-    "011": "create_households_table",
-    "012": "create_household_members_table",
-    "013": "create_children_table",
-    "014": "create_tasks_table",
-    "015": "create_task_assignments_table",
-    "016": "create_task_completions_table",
-}
-ST44_VERSIONS = list(ST44)
-ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments", "task_completions", "tasks", "user_sessions", "users"]
 
 # The modules run as `postgres`, which cannot execute the venv's python under /root.
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -124,55 +96,6 @@ def write_sql(directory: Path, name: str, sql: str) -> Path:
     path = directory / name
     path.write_text(sql)
     return path
-
-
-def recorded_versions(db) -> list[str]:
-    return [v for (v,) in db.sql("SELECT version FROM schema_migrations ORDER BY version")]
-
-
-def row_counts(cluster, dbname: str) -> dict[str, int]:
-    """{table: row count} of every table in schema public of dbname."""
-    tables = [t for (t,) in cluster.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
-    return {t: cluster.sql(psycopg2.sql.SQL("SELECT count(*) FROM {}").format(psycopg2.sql.Identifier(t)), dbname=dbname)[0][0] for t in tables}
-
-
-def catalog(db) -> list:
-    """Every schema, relation, column, constraint and function outside the system
-    schemas: compared before and after a run that must change nothing."""
-    return db.sql(
-        "SELECT 'nsp', nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' "
-        "UNION ALL SELECT 'rel', n.nspname || '.' || c.relname || ':' || c.relkind::text FROM pg_class c "
-        " JOIN pg_namespace n ON n.oid = c.relnamespace "
-        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
-        "UNION ALL SELECT 'col', a.attrelid::regclass::text || '.' || a.attname FROM pg_attribute a "
-        " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND a.attnum > 0 "
-        "UNION ALL SELECT 'con', conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
-        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
-        "UNION ALL SELECT 'fn', p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1, 2"
-    )
-
-
-def public_tables(cluster, dbname: str) -> list[str]:
-    return [t for (t,) in cluster.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname=dbname)]
-
-
-def add_app_rows(db) -> None:
-    """What the app writes once the schema exists: two users, one household."""
-    db.sql("INSERT INTO users (email, password_hash) VALUES ('ann@example.com', 'x'), ('bob@example.com', 'y')")
-    db.sql("INSERT INTO households (name, created_by) SELECT 'Home', id FROM users WHERE email = 'ann@example.com'")
-
-
-NOTES_017 = (
-    "-- A new table of the next release.\n"
-    "CREATE TABLE IF NOT EXISTS household_notes (\n"
-    "    id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-    "    body text NOT NULL\n"
-    ");\n"
-    "INSERT INTO schema_migrations (version, name) VALUES ('017', 'add_household_notes')\n"
-    "ON CONFLICT (version) DO NOTHING;\n"
-)
 
 
 @dataclass
