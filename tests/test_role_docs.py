@@ -9,7 +9,7 @@ import importlib.util
 import sys
 import pytest
 import yaml
-from tools import REPO_ROOT
+from tests.support import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "role-docs.py"
 _spec = importlib.util.spec_from_file_location("role_docs", SCRIPT)

@@ -34,7 +34,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from tools import REPO_ROOT, VENV_BIN, tool_env
+from tests.support import REPO_ROOT, VENV_BIN
+from tests.support.tool_runner import tool_env
 
 # ansible-test 2.19's pip for its environments (get_venv_packages in its python_requirements.py):
 # the bootstrap script it looks for in its cache is named after it.

@@ -3,6 +3,7 @@
 pgcluster        a throwaway real PostgreSQL server (also used by bench/run.py)
 tool_runner      the venv's command-line tools (ansible-lint, molecule, scripts)
 migrate_runner   postgresql_migrate through ansible-playbook, as users run it
+migrate_units    the module's unit-test builders: files read and split, plans, parameters
 st44             the facts of the repository's st44 migrations
 db_state         reading a database: recorded versions, catalog, tables, rows
 deploy_runner    what a deploy playbook run returns and where it puts things

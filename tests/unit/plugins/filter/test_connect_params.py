@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.st44.db_deploy.plugins.filter import db_deploy_args as ARGS
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+from tests.support import REPO_ROOT
+
 LIBPQ_ENV = yaml.safe_load((REPO_ROOT / "roles/db_deploy/vars/main.yml").read_text())["__db_deploy_libpq_env"]
 
 

@@ -12,7 +12,7 @@ from ansible_collections.st44.db_deploy.plugins.modules.postgresql_migrate impor
     validate_params,
 )
 
-from ...helpers import module_params
+from tests.support.migrate_units import module_params
 
 
 def test_collection_is_importable():

@@ -15,7 +15,7 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.discovery i
 )
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.errors import MigrationError
 
-from ....helpers import MIB, discover, discovery_problems, migration, parse_migration, problems_of_file, versions, write
+from tests.support.migrate_units import MIB, discover, discovery_problems, migration, parse_migration, problems_of_file, versions, write
 
 
 def test_normalize_drops_bom_and_normalizes_line_endings():

@@ -14,7 +14,7 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.errors impo
 )
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.lexer import split_statements
 
-from ....helpers import migration
+from tests.support.migrate_units import migration
 
 FAILING_FILE = (
     "-- orders\n"  # 1

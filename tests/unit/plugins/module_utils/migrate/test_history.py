@@ -3,7 +3,7 @@
 import pytest
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.history import foreign_history_table, incomplete_table_name, versions_too_wide
 
-from ....helpers import migration
+from tests.support.migrate_units import migration
 
 
 @pytest.mark.parametrize(

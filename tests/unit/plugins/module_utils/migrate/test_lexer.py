@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.lexer import copy_stream, split_statements
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.rules import transaction_control
 
-from ....helpers import PG_DUMP_COPY, one_statement, split, texts
+from tests.support.migrate_units import PG_DUMP_COPY, one_statement, split, texts
 
 
 @pytest.mark.parametrize(

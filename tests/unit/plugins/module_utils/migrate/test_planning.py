@@ -3,7 +3,7 @@
 import pytest
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.planning import STATUSES, build_diff, new_entry, summarize
 
-from ....helpers import history_of, migration, plan, recorded, statuses, versions
+from tests.support.migrate_units import history_of, migration, plan, recorded, statuses, versions
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import os
 import pytest
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.redaction import redact_context, redact_file, redact_quoted, redact_secrets, secret_parts
 
-from ....helpers import REPO_ROOT, parse_migration
+from tests.support import REPO_ROOT
+from tests.support.migrate_units import parse_migration
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import pytest
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.rules import encoding_switch, needs_no_transaction, transaction_control
 
-from ....helpers import MIB, PG_DUMP_COPY, migration, one_statement, parse_migration, problems_of_file
+from tests.support.migrate_units import MIB, PG_DUMP_COPY, migration, one_statement, parse_migration, problems_of_file
 
 
 @pytest.mark.parametrize(

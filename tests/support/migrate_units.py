@@ -1,7 +1,5 @@
 """Helpers of the postgresql_migrate unit tests: files read and split as the module reads them, plans, parameters."""
 
-import os
-
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.discovery import discover_migrations, read_migration
@@ -12,7 +10,6 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.rules impor
 from ansible_collections.st44.db_deploy.plugins.modules.postgresql_migrate import argument_spec
 
 # tests/unit/helpers.py -> the repository
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MIB = 1024 * 1024
 
 
