@@ -215,6 +215,18 @@ class Owner:
         if self.ids:
             os.chown(path, *self.ids, follow_symlinks=follow)
 
+    def make_dir(self, path, parents=False):
+        """Make path (0750, owned) unless a directory is there. Deploys of several databases of one
+        host ship at once, and the store's lock lives inside these directories: another run may
+        make one between a check and the mkdir, so its existing is not an error."""
+        try:
+            (os.makedirs if parents else os.mkdir)(path, 0o750)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            return
+        self.own(path)
+
 
 def read_manifest(directory, marker):
     try:
@@ -442,12 +454,8 @@ class Release:
         if p['read_only']:
             return self.run_read_only(final, entries, result)
 
-        if not os.path.isdir(self.root):
-            os.makedirs(self.root, 0o750)
-            self.owner.own(self.root)
-        if not os.path.isdir(self.store):
-            os.mkdir(self.store, 0o750)
-            self.owner.own(self.store)
+        self.owner.make_dir(self.root, parents=True)
+        self.owner.make_dir(self.store)
         with open(os.path.join(self.store, '.lock'), 'a') as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             result['missing'] = self.missing(entries)
