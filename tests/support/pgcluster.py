@@ -198,7 +198,7 @@ class PgCluster:
         # so these go above initdb's scram-sha-256 lines.
         hba = self.data_dir / "pg_hba.conf"
         hba.write_text(
-            "# added by tests/pgcluster.py for pg_basebackup and standbys\n"
+            "# added by tests/support/pgcluster.py for pg_basebackup and standbys\n"
             "local   replication   all                    trust\n"
             "host    replication   all   127.0.0.1/32     trust\n" + hba.read_text()
         )
