@@ -43,6 +43,7 @@ ST44_MIGRATIONS = REPO / "migrations"
 sys.path.insert(0, str(REPO))
 from tests.support import pgcluster  # noqa: E402
 from tests.support.pgcluster import PgCluster, make_base_root  # noqa: E402
+from tests.support.st44 import ST44_TABLES  # noqa: E402  (what verify expects: schema.yml)
 
 NOOP_X_PING = 3.0  # noop <= 3x ping
 FIRST_X_PING = 4.0  # first <= 4x ping + raw pg_dump
@@ -52,8 +53,6 @@ BACKUP_X_DUMP = 1.1  # backup step <= 1.1x raw pg_dump
 TARGET_N = 1000  # module no slower than dbmate at this N
 BUSY_LOAD = 1.5  # warn above this 1-minute load average (the benchmark alone makes about 1)
 
-# What verify expects after the st44 migrations (tests/support/st44.py: ST44_TABLES).
-ST44_TABLES = ["children", "household_members", "households", "schema_migrations", "task_assignments", "task_completions", "tasks", "user_sessions", "users"]
 # Modules run as `postgres` when we are root, and postgres cannot run the venv's python under
 # /root: the system python with Debian's psycopg2, as tests/integration do.
 SYSTEM_PYTHON = "/usr/bin/python3"
