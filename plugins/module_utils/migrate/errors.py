@@ -253,3 +253,37 @@ def name_options(result, prefix):
         if 'message' in entry:
             entry['message'] = hint_names(entry['message'], prefix)
     return result
+
+
+def invalid_indexes_refusal(names, partitioned, version):
+    """The message and the hint of a no-transaction file refused because indexes it built or relies
+    on are invalid: names, every such index; partitioned, those of them that are partitioned."""
+    plain = [n for n in names if n not in partitioned]
+    message = (
+        '%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
+        '%s. A failed CREATE INDEX or REINDEX CONCURRENTLY (in this run or an earlier one) '
+        'leaves its index invalid, and CREATE INDEX IF NOT EXISTS keeps an existing one as it '
+        'is%s'
+        % (
+            'index' if len(names) == 1 else 'indexes',
+            ', '.join(names),
+            'is' if len(names) == 1 else 'are',
+            'it' if len(names) == 1 else 'them',
+            'it' if len(names) == 1 else 'them',
+            '; a partitioned index stays invalid until an index of every partition is attached to it' if partitioned else '',
+        )
+    )
+    todo = []
+    if plain:
+        todo.append(
+            'drop %s (%s) and fix what made the build fail (for a unique index, the duplicate rows)'
+            % ('it' if len(plain) == 1 else 'them', ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in plain))
+        )
+    if partitioned:
+        todo.append(
+            'attach an index of every remaining partition to %s (ALTER INDEX ... ATTACH PARTITION), '
+            'or drop it (DROP INDEX %s;)' % (', '.join(partitioned), ', '.join(partitioned))
+        )
+    todo = '; '.join(todo)
+    hint = '%s%s; then rerun with retry_incomplete: ["%s"].' % (todo[0].upper(), todo[1:], version)
+    return message, hint

@@ -20,6 +20,7 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.errors impo
     TaskFailure,
     error_line,
     failure_message,
+    invalid_indexes_refusal,
     kept_before,
 )
 from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.history import (
@@ -250,36 +251,10 @@ class Runner(object):
             raise ApplyFailure(mig, None, e, during='checking that the indexes it built are valid', progress=NOT_RECORDED)
         if not invalid:
             return
-        names = [row['name'] for row, _statement in invalid]
-        partitioned = [row['name'] for row, _statement in invalid if row['kind'] == 'I']
-        plain = [n for n in names if n not in partitioned]
-        failure = ModuleCheck(
-            '%s %s %s invalid (pg_index.indisvalid is false): %s enforces nothing and no query uses '
-            '%s. A failed CREATE INDEX or REINDEX CONCURRENTLY (in this run or an earlier one) '
-            'leaves its index invalid, and CREATE INDEX IF NOT EXISTS keeps an existing one as it '
-            'is%s'
-            % (
-                'index' if len(names) == 1 else 'indexes',
-                ', '.join(names),
-                'is' if len(names) == 1 else 'are',
-                'it' if len(names) == 1 else 'them',
-                'it' if len(names) == 1 else 'them',
-                '; a partitioned index stays invalid until an index of every partition is attached to it' if partitioned else '',
-            )
+        message, hint = invalid_indexes_refusal(
+            [row['name'] for row, _statement in invalid], [row['name'] for row, _statement in invalid if row['kind'] == 'I'], mig.version
         )
-        todo = []
-        if plain:
-            todo.append(
-                'drop %s (%s) and fix what made the build fail (for a unique index, the duplicate rows)'
-                % ('it' if len(plain) == 1 else 'them', ' '.join('DROP INDEX CONCURRENTLY %s;' % n for n in plain))
-            )
-        if partitioned:
-            todo.append(
-                'attach an index of every remaining partition to %s (ALTER INDEX ... ATTACH PARTITION), '
-                'or drop it (DROP INDEX %s;)' % (', '.join(partitioned), ', '.join(partitioned))
-            )
-        todo = '; '.join(todo)
-        hint = '%s%s; then rerun with retry_incomplete: ["%s"].' % (todo[0].upper(), todo[1:], mig.version)
+        failure = ModuleCheck(message)
         try:
             self._mark('error = %s', 'line %d: %s. %s' % (invalid[0][1].line, failure.message, hint), mig.version)
         except SqlFailure:

@@ -9,6 +9,7 @@ from ansible_collections.st44.db_deploy.plugins.module_utils.migrate.errors impo
     error_line,
     failure_message,
     hint_names,
+    invalid_indexes_refusal,
     kept_before,
     name_options,
 )
@@ -303,3 +304,19 @@ def test_hints_name_options_as_the_caller_names_them():
     assert hint_names('db_deploy_allow_empty', 'db_deploy_') == 'db_deploy_allow_empty'
     result = name_options({'msg': 'set allow_empty: true', 'migrations': [{'message': 'beyond target_version 5'}]}, 'db_deploy_')
     assert result == {'msg': 'set db_deploy_allow_empty: true', 'migrations': [{'message': 'beyond db_deploy_target_version 5'}]}
+
+
+def test_an_invalid_index_is_named_with_the_statement_that_drops_it_and_the_retry():
+    message, hint = invalid_indexes_refusal(["users_email_key"], [], "017")
+    assert message.startswith("index users_email_key is invalid (pg_index.indisvalid is false): it enforces nothing")
+    assert hint == (
+        "Drop it (DROP INDEX CONCURRENTLY users_email_key;) and fix what made the build fail (for a unique index, "
+        'the duplicate rows); then rerun with retry_incomplete: ["017"].'
+    )
+
+
+def test_a_partitioned_invalid_index_is_told_to_attach_its_partitions_not_to_drop_concurrently():
+    message, hint = invalid_indexes_refusal(["a_idx", "p_idx"], ["p_idx"], "020")
+    assert message.startswith("indexes a_idx, p_idx are invalid") and "until an index of every partition is attached" in message
+    assert "DROP INDEX CONCURRENTLY a_idx;" in hint and "DROP INDEX CONCURRENTLY p_idx" not in hint
+    assert "attach an index of every remaining partition to p_idx" in hint and hint.endswith('retry_incomplete: ["020"].')
