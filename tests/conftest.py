@@ -63,7 +63,9 @@ def db(pg, request):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run the longest tests first (the Molecule scenarios, a few minutes each), so that the
-    many short ones fill in around them on the other pytest worker instead of leaving one
-    worker alone with the long ones at the end. Same order on every worker (xdist needs it)."""
-    items.sort(key=lambda item: 0 if "test_molecule.py::test_molecule_scenario" in item.nodeid else 1)
+    """Run the longest tests first (the Molecule scenarios, a few minutes each, and ansible-test
+    sanity, up to three on a machine that has not built its environments yet), so that the many
+    short ones fill in around them on the other pytest worker instead of leaving one worker
+    alone with the long ones at the end. Same order on every worker (xdist needs it)."""
+    longest = ("test_molecule.py::test_molecule_scenario", "test_sanity.py::")
+    items.sort(key=lambda item: 0 if any(name in item.nodeid for name in longest) else 1)
